@@ -1,0 +1,111 @@
+"""The one model-file format: written atomically, read with `weights_only=True`, validated.
+
+A checkpoint is a plain dict of tensors and primitives:
+    format, model (state dict), config (nested dict), vocab (list of units),
+    stats {mean, std}, and for training: optimizer, scheduler, epoch, step, best_wer, history.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from asr.config import Config, from_dict
+from asr.features import LogMel
+from asr.model import BiLSTMCTC
+from asr.text import Vocabulary
+
+FORMAT = "asr-checkpoint-1"
+REQUIRED = ("format", "model", "config", "vocab", "stats")
+
+
+class CheckpointError(Exception):
+    """A model file that cannot be used; the message names the file and the problem."""
+
+
+class Recognizer(NamedTuple):
+    """Everything inference needs, built from one checkpoint."""
+
+    features: LogMel
+    model: BiLSTMCTC
+    vocab: Vocabulary
+    config: Config
+
+    def to(self, device) -> "Recognizer":
+        return self._replace(features=self.features.to(device), model=self.model.to(device))
+
+
+def save(path: str | os.PathLike, payload: dict) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash at
+    any point leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is for sharing
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read a checkpoint dict on the CPU. Never unpickles code: `weights_only=True`."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{path}: {'is a directory' if p.is_dir() else 'no such file'}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise CheckpointError(f"{path}: refused to load, not a plain weights file ({first})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an asr checkpoint (format {FORMAT!r} expected)")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return payload
+
+
+def build(config: Config, vocab: Vocabulary) -> tuple[LogMel, BiLSTMCTC]:
+    features = LogMel(config.features)
+    model = BiLSTMCTC(config.model, config.features.n_mels, len(vocab))
+    return features, model
+
+
+def load_recognizer(path: str | os.PathLike, device: str | torch.device = "cpu") -> Recognizer:
+    payload = load(path)
+    try:
+        config = from_dict(Config, payload["config"])
+        vocab = Vocabulary(payload["vocab"])
+        features, model = build(config, vocab)
+        features.set_stats(payload["stats"]["mean"], payload["stats"]["std"])
+        model.load_state_dict(payload["model"])
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        problem = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{path}: model does not match its config or vocabulary ({problem})") from None
+    model.eval()
+    return Recognizer(features, model, vocab, config).to(device)

@@ -1,0 +1,139 @@
+"""The `asr` command: argument parsing only; each subcommand calls one library function.
+
+Exit codes: 0 success, 1 when anything failed (a bad file, a bad manifest), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+# Errors a user can cause; each carries a one-line message naming the file and the problem.
+from asr.audio import AudioError
+from asr.checkpoint import CheckpointError
+from asr.config import ConfigError
+from asr.data import ManifestError
+from asr.prepare import PrepareError
+
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, PrepareError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return args.run(args)
+    except USER_ERRORS as e:
+        print(f"asr: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus")
+    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech"])
+    p.add_argument("src", help="the corpus folder as it ships")
+    p.add_argument("out", help="folder for the manifests")
+    p.set_defaults(run=_prepare)
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("--config", required=True, help="conf/*.yaml")
+    p.add_argument("--train", help="training manifest (overrides train.train_manifest)")
+    p.add_argument("--dev", help="dev manifest (overrides train.dev_manifest)")
+    p.add_argument("--out", required=True, help="folder for last.pt, best.pt and log.jsonl")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
+    p.add_argument("--model", required=True, help="checkpoint (.pt)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--report", help="write scores and every hypothesis to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", required=True, help="checkpoint (.pt)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=_transcribe)
+    return parser
+
+
+def _prepare(args) -> int:
+    from asr.prepare import prepare
+
+    result = prepare(args.corpus, args.src, args.out)
+    for problem in result.problems:
+        print(f"asr: warning: {problem}", file=sys.stderr)
+    for s in result.splits:
+        print(f"{s.manifest}\t{s.utterances} utterances\t{s.hours:.2f} h")
+    return 0
+
+
+def _train(args) -> int:
+    from asr.config import load_config
+    from asr.train import train
+
+    overrides = list(args.set)
+    if args.train:
+        overrides.append(f"train.train_manifest={json.dumps(args.train)}")
+    if args.dev:
+        overrides.append(f"train.dev_manifest={json.dumps(args.dev)}")
+    if args.max_steps is not None:
+        overrides.append(f"train.max_steps={args.max_steps}")
+    config = load_config(args.config, overrides)
+    if not config.train.train_manifest:
+        raise ConfigError(f"{args.config}: no training manifest (give --train or train.train_manifest)")
+    result = train(config, args.out, resume=args.resume)
+    best = f"{result.best_wer:.2f}%" if result.history and result.history[-1].dev_wer == result.history[-1].dev_wer else "n/a"
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
+          f"best dev WER {best}; {Path(args.out) / 'best.pt'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from asr.checkpoint import load_recognizer
+    from asr.train import resolve_device
+    from asr.transcribe import evaluate
+
+    recognizer = load_recognizer(args.model, resolve_device(args.device))
+    result = evaluate(recognizer, args.manifest)
+    if args.report:
+        report = {**result.score._asdict(), "utterances": [u._asdict() for u in result.utterances]}
+        Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    s = result.score
+    print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
+          f"of {s.words} words; {s.char_errors} character errors of {s.chars}")
+    print(s.summary())
+    return 0
+
+
+def _transcribe(args) -> int:
+    from asr.checkpoint import load_recognizer
+    from asr.train import resolve_device
+    from asr.transcribe import transcribe
+
+    recognizer = load_recognizer(args.model, resolve_device(args.device))
+    failed = 0
+    for t in transcribe(recognizer, args.files):
+        if t.error:
+            failed += 1
+            print(f"asr: error: {t.error}", file=sys.stderr)
+        else:
+            print(f"{t.path}\t{t.text}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

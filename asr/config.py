@@ -1,0 +1,121 @@
+"""Configs are plain dataclasses loaded from YAML; unknown keys are refused.
+
+    features: {n_mels: 80, ...}   -> FeatureConfig
+    augment:  {freq_masks: 2, ...} -> SpecAugmentConfig
+    model:    {hidden: 320, ...}  -> ModelConfig
+    train:    {lr: 0.001, ...}    -> TrainConfig
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.model import ModelConfig
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the file or key."""
+
+
+@dataclass
+class TrainConfig:
+    train_manifest: str = ""
+    dev_manifest: str = ""
+    epochs: int = 20
+    max_minutes: float = 0  # wall-time budget: no epoch starts that would end past it (0: none)
+    max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    batch_seconds: float = 200.0  # padded audio seconds per batch (the frame budget)
+    max_batch_size: int = 0  # 0: no cap besides the budget
+    cache_audio: bool = False  # keep decoded audio in memory (small corpora)
+    stats_utterances: int = 2000  # normalisation statistics from a random sample this large
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.lr <= 0 or self.batch_seconds <= 0:
+            raise ValueError("epochs, lr and batch_seconds must be positive")
+
+
+@dataclass
+class Config:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def from_dict(cls, data):
+    """Build dataclass `cls` from nested dicts, refusing unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = from_dict(kind, value)
+        else:
+            kwargs[key] = _coerce(f"{cls.__name__}.{key}", kind, value)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ConfigError(f"{cls.__name__}: {e}") from None
+
+
+def _coerce(name: str, kind, value):
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool) or kind is not bool and isinstance(value, bool):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
+    """Load YAML from `path` (defaults if None), then apply 'section.key=value' overrides."""
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read config ({' '.join(str(e).split())})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=0.001")
+        data.setdefault(parts[0], {})
+        if not isinstance(data[parts[0]], dict):
+            raise ConfigError(f"--set {item!r}: section {parts[0]!r} is not a mapping")
+        data[parts[0]][parts[1]] = yaml.safe_load(raw)
+    try:
+        return from_dict(Config, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path or 'defaults'}: {e}") from None
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,131 @@
+"""Log-mel front-end and global mean/variance normalisation.
+
+Features are computed by torch on whatever device the waveform batch is on, so a GPU trainer
+never waits for the CPU to make spectrograms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16000
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.win_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    def __post_init__(self):
+        if self.n_fft < self.win_length:
+            raise ValueError(f"n_fft ({self.n_fft}) must be >= window length ({self.win_length} samples)")
+
+
+class LogMel(nn.Module):
+    """Waveforms (B, N) -> log-mel frames (B, T, n_mels), normalised once stats are set.
+
+    The mel filterbank is librosa's (Slaney scale and area normalisation) so that the features
+    can be checked against librosa; `tests/test_features.py` does.
+    """
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+            mel_scale="slaney",
+            norm="slaney",
+        )
+        # Identity until `set_stats`; buffers so that .to(device) moves them.
+        self.register_buffer("mean", torch.zeros(config.n_mels))
+        self.register_buffer("std", torch.ones(config.n_mels))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-5))
+
+    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths // self.config.hop_length + 1
+
+    def raw(self, waves: torch.Tensor) -> torch.Tensor:
+        """Un-normalised log-mel (B, T, n_mels)."""
+        power = self.mel(waves.float())  # (B, n_mels, T)
+        return torch.log(power.clamp(min=1e-10)).transpose(1, 2)
+
+    @torch.no_grad()
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = (self.raw(waves) - self.mean) / self.std
+        return feats, self.num_frames(lengths)
+
+
+def compute_stats(waves: Iterable[np.ndarray], config: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation of log-mel frames over all `waves` (float64 sums)."""
+    logmel = LogMel(config)
+    total = torch.zeros(config.n_mels, dtype=torch.float64)
+    total_sq = torch.zeros(config.n_mels, dtype=torch.float64)
+    count = 0
+    for wave in waves:
+        feats = logmel.raw(torch.as_tensor(wave)[None])[0].double()
+        total += feats.sum(0)
+        total_sq += (feats**2).sum(0)
+        count += feats.shape[0]
+    if count == 0:
+        raise ValueError("no audio to compute normalisation statistics from")
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp(min=1e-10).sqrt()
+    return mean.float(), std.float()
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment (Park et al. 2019) on normalised features; zero masks (the default) = off."""
+
+    freq_masks: int = 0
+    freq_width: int = 27  # widest frequency mask, in mel bins
+    time_masks: int = 0
+    time_width: int = 40  # widest time mask, in frames
+    time_ratio: float = 0.2  # ... and never wider than this fraction of the batch's frames
+
+    @property
+    def enabled(self) -> bool:
+        return self.freq_masks > 0 or self.time_masks > 0
+
+
+class SpecAugment(nn.Module):
+    """Independent random masks per utterance; masked values are 0, the normalised mean."""
+
+    def __init__(self, config: SpecAugmentConfig):
+        super().__init__()
+        self.config = config
+        self.freq = torchaudio.transforms.FrequencyMasking(config.freq_width, iid_masks=True)
+        self.time = torchaudio.transforms.TimeMasking(config.time_width, iid_masks=True, p=config.time_ratio)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T), the layout torchaudio masks
+        for _ in range(self.config.freq_masks):
+            x = self.freq(x)
+        for _ in range(self.config.time_masks):
+            x = self.time(x)
+        return x.squeeze(1).transpose(1, 2)

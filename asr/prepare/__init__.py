@@ -1,0 +1,46 @@
+"""Corpus preparation: one small module per corpus, its layout in, JSON-lines manifests out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from asr.data import Utterance, write_manifest
+
+
+class SplitSummary(NamedTuple):
+    name: str
+    manifest: Path
+    utterances: int
+    hours: float
+
+
+class PrepareResult(NamedTuple):
+    splits: list[SplitSummary]
+    problems: list[str]  # one line each: files or transcript lines that were left out, and why
+
+
+class PrepareError(Exception):
+    """A corpus folder that cannot be prepared at all; the message names it."""
+
+
+def write_splits(out_dir: str | os.PathLike, splits: dict[str, list[Utterance]], problems: list[str]) -> PrepareResult:
+    out_dir = Path(out_dir)
+    summaries = []
+    for name, utts in splits.items():
+        path = out_dir / f"{name}.jsonl"
+        write_manifest(path, utts)
+        summaries.append(SplitSummary(name, path, len(utts), sum(u.duration for u in utts) / 3600))
+    return PrepareResult(summaries, problems)
+
+
+def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike) -> PrepareResult:
+    from asr.prepare import fsdd, librispeech, ljspeech
+
+    preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare}
+    if corpus not in preparers:
+        raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
+    if not Path(src).is_dir():
+        raise PrepareError(f"{src}: not a folder")
+    return preparers[corpus](Path(src), Path(out_dir))

@@ -1,0 +1,40 @@
+"""Free Spoken Digit Dataset: `recordings/{digit}_{speaker}_{index}.wav`, transcript = the digit's word.
+
+Fixed splits by speaker (../shared/data/README.md): dev theo, test yweweler (never heard in
+training), train every other speaker.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asr import audio
+from asr.data import Utterance
+from asr.prepare import PrepareError, PrepareResult, write_splits
+
+WORDS = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"]
+SPLIT_OF_SPEAKER = {"theo": "dev", "yweweler": "test"}
+_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+
+
+def prepare(src: Path, out_dir: Path) -> PrepareResult:
+    folder = src / "recordings" if (src / "recordings").is_dir() else src
+    splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
+    problems = []
+    for wav in sorted(folder.glob("*.wav")):
+        match = _NAME.match(wav.name)
+        if not match:
+            problems.append(f"{wav}: name is not DIGIT_SPEAKER_INDEX.wav, left out")
+            continue
+        digit, speaker, _ = match.groups()
+        try:
+            duration = audio.duration(wav)
+        except audio.AudioError as e:
+            problems.append(f"{e}, left out")
+            continue
+        split = SPLIT_OF_SPEAKER.get(speaker, "train")
+        splits[split].append(Utterance(str(wav.resolve()), round(duration, 4), WORDS[int(digit)]))
+    if not any(splits.values()):
+        raise PrepareError(f"{src}: no FSDD recordings (DIGIT_SPEAKER_INDEX.wav) found")
+    return write_splits(out_dir, splits, problems)

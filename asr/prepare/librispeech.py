@@ -1,0 +1,54 @@
+"""LibriSpeech: `SUBSET/SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac` with `SPEAKER-CHAPTER.trans.txt`.
+
+One manifest per subset folder found under SRC (`OUT/dev-clean.jsonl`, ...). Durations come from
+the FLAC headers. A transcript line without audio, or audio without a transcript line, is
+reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr import audio
+from asr.data import Utterance
+from asr.prepare import PrepareError, PrepareResult, write_splits
+from asr.text import normalize
+
+
+def prepare(src: Path, out_dir: Path) -> PrepareResult:
+    # SRC may be the LibriSpeech folder (holding subsets) or one subset folder itself.
+    subsets = sorted(d for d in src.iterdir() if d.is_dir() and any(d.glob("*/*/*.trans.txt")))
+    if not subsets and any(src.glob("*/*/*.trans.txt")):
+        subsets = [src]
+    if not subsets:
+        raise PrepareError(f"{src}: no LibriSpeech subset (SUBSET/SPEAKER/CHAPTER/*.trans.txt) found")
+    splits, problems = {}, []
+    for subset in subsets:
+        splits[subset.name] = _subset(subset, problems)
+    return write_splits(out_dir, splits, problems)
+
+
+def _subset(folder: Path, problems: list[str]) -> list[Utterance]:
+    utts = []
+    for trans in sorted(folder.glob("*/*/*.trans.txt")):
+        chapter = trans.parent
+        seen = set()
+        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            flac = chapter / f"{utt_id}.flac"
+            seen.add(flac.name)
+            if not flac.exists():
+                problems.append(f"{trans}:{number}: no audio file {flac.name}, left out")
+                continue
+            try:
+                duration = audio.duration(flac)
+            except audio.AudioError as e:
+                problems.append(f"{e}, left out")
+                continue
+            utts.append(Utterance(str(flac.resolve()), round(duration, 4), normalize(text)))
+        for flac in sorted(chapter.glob("*.flac")):
+            if flac.name not in seen:
+                problems.append(f"{flac}: no transcript line in {trans.name}, left out")
+    return utts

@@ -1,0 +1,58 @@
+"""LJ Speech 1.1: `metadata.csv` (id|raw text|normalised text) and `wavs/ID.wav` (or `.flac`).
+
+Fixed splits (../shared/data/README.md): dev LJ002-0171..0200, test LJ003-0001..0098, train all
+other clips that have audio (in the shared subset: LJ001-* and LJ002-0001..0170).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr import audio
+from asr.data import Utterance
+from asr.prepare import PrepareError, PrepareResult, write_splits
+from asr.text import normalize
+
+DEV = {f"LJ002-{i:04d}" for i in range(171, 201)}
+TEST = {f"LJ003-{i:04d}" for i in range(1, 99)}
+
+
+def split_of(clip_id: str) -> str:
+    return "test" if clip_id in TEST else "dev" if clip_id in DEV else "train"
+
+
+def read_metadata(path: Path) -> list[tuple[str, str]]:
+    """(id, normalised text) for every row of metadata.csv."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("|")
+        if len(fields) != 3:
+            raise PrepareError(f"{path}:{number}: expected 3 fields separated by '|', got {len(fields)}")
+        rows.append((fields[0], fields[2]))
+    return rows
+
+
+def prepare(src: Path, out_dir: Path) -> PrepareResult:
+    metadata = src / "metadata.csv"
+    if not metadata.is_file():
+        raise PrepareError(f"{src}: no metadata.csv (expected the LJSpeech-1.1 folder)")
+    splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
+    problems = []
+    for clip_id, text in read_metadata(metadata):
+        # The published corpus has .wav; the shared copy has lossless .flac. Rows without audio
+        # are expected in a subset (metadata.csv lists the whole corpus) and are not problems.
+        wav = next((p for p in (src / "wavs" / f"{clip_id}.wav", src / "wavs" / f"{clip_id}.flac") if p.exists()), None)
+        if wav is None:
+            continue
+        if not normalize(text):
+            problems.append(f"{metadata}: {clip_id}: empty transcript, left out")
+            continue
+        try:
+            duration = audio.duration(wav)
+        except audio.AudioError as e:
+            problems.append(f"{e}, left out")
+            continue
+        splits[split_of(clip_id)].append(Utterance(str(wav.resolve()), round(duration, 4), normalize(text)))
+    if not any(splits.values()):
+        raise PrepareError(f"{src}: no clip of metadata.csv has audio in {src / 'wavs'}")
+    return write_splits(out_dir, splits, problems)

@@ -1,0 +1,88 @@
+"""The user's job: audio files in, transcripts out; and evaluation of a model on a manifest."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, NamedTuple
+
+import torch
+
+from asr import audio
+from asr.checkpoint import Recognizer
+from asr.data import Utterance, read_manifest
+from asr.decode import Hypothesis, greedy
+from asr.score import Score, score
+from asr.text import normalize
+
+
+class Transcript(NamedTuple):
+    path: str
+    text: str | None  # None when the file failed
+    error: str | None = None  # one line naming the file and the problem
+
+
+class UtteranceResult(NamedTuple):
+    audio_filepath: str
+    reference: str
+    hypothesis: str
+
+
+class Evaluation(NamedTuple):
+    score: Score
+    utterances: list[UtteranceResult]
+
+
+@torch.no_grad()
+def recognize(recognizer: Recognizer, waves: list[torch.Tensor]) -> list[Hypothesis]:
+    """Greedy transcripts of a batch of 16 kHz mono waveforms."""
+    device = recognizer.features.mean.device
+    lengths = torch.tensor([len(w) for w in waves])
+    padded = torch.nn.utils.rnn.pad_sequence(list(waves), batch_first=True).to(device)
+    feats, feat_lens = recognizer.features(padded, lengths.to(device))
+    log_probs, out_lens = recognizer.model(feats, feat_lens)
+    return greedy(log_probs.cpu(), out_lens.cpu(), recognizer.vocab)
+
+
+def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8) -> Iterator[Transcript]:
+    """Transcripts in input order; a file that cannot be read yields its error and the rest go on."""
+    pending: list[tuple[str, torch.Tensor]] = []
+    for path in paths:
+        try:
+            wave = torch.from_numpy(audio.load(path))
+        except audio.AudioError as e:
+            yield from _flush(recognizer, pending)
+            pending = []
+            yield Transcript(str(path), None, str(e))
+            continue
+        pending.append((str(path), wave))
+        if len(pending) >= batch_size:
+            yield from _flush(recognizer, pending)
+            pending = []
+    yield from _flush(recognizer, pending)
+
+
+def _flush(recognizer, pending):
+    if not pending:
+        return
+    hyps = recognize(recognizer, [w for _, w in pending])
+    for (path, _), hyp in zip(pending, hyps):
+        yield Transcript(path, hyp.text)
+
+
+def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8) -> Evaluation:
+    """WER/CER of the recognizer over every utterance of `manifest`.
+
+    An utterance whose audio cannot be read raises: a score over part of a test set would
+    silently not be comparable with anyone else's.
+    """
+    utts: list[Utterance] = read_manifest(manifest)
+    # Similar lengths together: less padding, and results come back keyed by path anyway.
+    order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
+    hyps: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        waves = [torch.from_numpy(audio.load(utts[i].audio_filepath)) for i in chunk]
+        for i, hyp in zip(chunk, recognize(recognizer, waves)):
+            hyps[i] = hyp.text
+    results = [UtteranceResult(u.audio_filepath, normalize(u.text), hyps[i]) for i, u in enumerate(utts)]
+    return Evaluation(score([r.reference for r in results], [r.hypothesis for r in results]), results)

@@ -1,0 +1,95 @@
+"""Test helpers: audio the tests make themselves, and the tiny config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.config import load_config
+from asr.data import Utterance, write_manifest
+from asr.train import TrainResult, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# A toy "language": each letter is a tone of its own pitch, a space is silence. A model can learn
+# it in seconds, so tests can check that training really learns and decoding really decodes.
+LETTER_SECONDS = 0.12
+SPACE_SECONDS = 0.10
+
+
+def tone_speech(text: str, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pieces = [np.zeros(int(0.1 * sample_rate))]
+    for c in text:
+        if c == " ":
+            pieces.append(np.zeros(int(SPACE_SECONDS * sample_rate)))
+            continue
+        t = np.arange(int(LETTER_SECONDS * sample_rate)) / sample_rate
+        freq = 250.0 * 1.12 ** (ord(c) - ord("A"))
+        pieces.append(0.3 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t)) ** 0.3)
+    pieces.append(np.zeros(int(0.1 * sample_rate)))
+    wave = np.concatenate(pieces)
+    return (wave + 0.003 * rng.standard_normal(len(wave))).astype(np.float32)
+
+
+def write_tone_corpus(folder: Path, texts: list[str], sample_rate: int = 16000) -> list[Utterance]:
+    folder.mkdir(parents=True, exist_ok=True)
+    utts = []
+    for i, text in enumerate(texts):
+        path = folder / f"utt{i}.wav"
+        wave = tone_speech(text, sample_rate, seed=i)
+        sf.write(path, wave, sample_rate)
+        utts.append(Utterance(str(path), len(wave) / sample_rate, text))
+    return utts
+
+
+MEMORISED = ["CAB", "BAD CAB", "ACE BED"]
+
+
+def _tone_manifest(folder: Path) -> Path:
+    utts = write_tone_corpus(folder / "audio", MEMORISED)
+    write_manifest(folder / "train.jsonl", utts * 8)  # repeated, so an epoch has several steps
+    write_manifest(folder / "dev.jsonl", utts)
+    return folder / "train.jsonl"
+
+
+@pytest.fixture
+def tone_manifest(tmp_path):
+    """A manifest of three tone-speech utterances (MEMORISED), each repeated 8 times."""
+    return _tone_manifest(tmp_path)
+
+
+class Memorised(NamedTuple):
+    exp: Path  # holds best.pt, last.pt, log.jsonl
+    dev: Path  # the three utterances once each
+    result: TrainResult
+
+
+@pytest.fixture(scope="session")
+def memorised(tmp_path_factory) -> Memorised:
+    """A tiny model trained (once per session, ~10 s) until it has learnt the tone corpus."""
+    folder = tmp_path_factory.mktemp("memorised")
+    config = load_config(ROOT / "conf" / "tiny.yaml")
+    config.train.train_manifest = str(_tone_manifest(folder))
+    config.train.dev_manifest = str(folder / "dev.jsonl")
+    config.train.epochs, config.train.batch_seconds, config.train.lr = 25, 5.0, 0.01
+    config.model.hidden = 48
+    return Memorised(folder / "exp", folder / "dev.jsonl", train(config, folder / "exp"))
+
+
+@pytest.fixture
+def tiny_config():
+    return load_config(ROOT / "conf" / "tiny.yaml")
+
+
+def needs_shared(*parts: str) -> Path:
+    """The path under ../shared/data, or skip the test where it is absent (a user's machine)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path

@@ -1,0 +1,95 @@
+import os
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr import audio
+from asr.audio import AudioError
+
+
+def sine(seconds, rate, channels=1, freq=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.stack([x * (c + 1) / channels for c in range(channels)], axis=1) if channels > 1 else x
+
+
+@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_16"), (".wav", "PCM_24"), (".wav", "FLOAT"),
+                                         (".wav", "DOUBLE"), (".wav", "PCM_U8"), (".flac", "PCM_16"),
+                                         (".ogg", "VORBIS"), (".mp3", "MPEG_LAYER_III")])
+def test_formats_load_as_16k_mono_float32(tmp_path, ext, subtype):
+    path = tmp_path / f"x{ext}"
+    sf.write(path, sine(1.0, 22050), 22050, subtype=subtype)
+    wave = audio.load(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(len(wave) - 16000) <= 1600  # mp3 encoders pad a little at the ends
+    # a 440 Hz sine stays a 440 Hz sine
+    spectrum = np.abs(np.fft.rfft(wave[2000:14000]))
+    assert abs(np.argmax(spectrum) * 16000 / 12000 - 440) < 5
+
+
+def test_six_channels_at_192k_is_downmixed_and_resampled(tmp_path):
+    path = tmp_path / "surround.wav"
+    x = sine(0.5, 192000, channels=6)
+    sf.write(path, x, 192000, subtype="PCM_24")
+    wave = audio.load(path)
+    assert len(wave) == 8000
+    expected = librosa.resample(x.mean(axis=1), orig_sr=192000, target_sr=16000, res_type="soxr_hq")
+    np.testing.assert_allclose(wave, expected, atol=1e-4)
+
+
+def test_resampling_matches_librosa(tmp_path):
+    path = tmp_path / "x.flac"
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 22050).astype(np.float32)
+    sf.write(path, x, 22050, subtype="PCM_24")
+    ref = librosa.resample(sf.read(path, dtype="float32")[0], orig_sr=22050, target_sr=16000, res_type="soxr_hq")
+    np.testing.assert_allclose(audio.load(path), ref, atol=1e-6)
+
+
+def test_duration_reads_the_header(tmp_path):
+    path = tmp_path / "x.flac"
+    sf.write(path, sine(2.5, 8000), 8000)
+    assert audio.duration(path) == pytest.approx(2.5)
+
+
+def bad_files(tmp_path):
+    (tmp_path / "dir.wav").mkdir()
+    (tmp_path / "text.wav").write_text("this is not audio\n")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "header_only.wav", np.zeros(0, dtype=np.float32), 16000)
+    sf.write(tmp_path / "full.flac", sine(2.0, 16000), 16000)
+    data = (tmp_path / "full.flac").read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(data[: len(data) // 2])
+    nan = sine(0.5, 16000)
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    return {
+        "missing.wav": "no such file",
+        "dir.wav": "is a directory",
+        "text.wav": "not a readable audio file",
+        "empty.wav": "empty file",
+        "header_only.wav": "zero length",
+        "truncated.flac": "not a readable audio file",
+        "nan.wav": "NaN",
+    }
+
+
+def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path):
+    for name, problem in bad_files(tmp_path).items():
+        path = tmp_path / name
+        with pytest.raises(AudioError) as err:
+            audio.load(path)
+        message = str(err.value)
+        assert message.startswith(f"{path}: "), message
+        assert problem in message, message
+        assert "\n" not in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.wav"
+    sf.write(path, sine(0.1, 16000), 16000)
+    path.chmod(0)
+    with pytest.raises(AudioError, match="permission denied"):
+        audio.load(path)

@@ -1,0 +1,105 @@
+"""The `asr` command end to end, on audio the tests make."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.cli import main
+from conftest import ROOT, tone_speech
+
+FINAL_LINE = re.compile(r"^WER \d+\.\d\d% CER \d+\.\d\d% \(\d+ utterances\)$")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """An FSDD-shaped corpus of tone speech, prepared and trained through the command."""
+    root = tmp_path_factory.mktemp("cli")
+    rec = root / "fsdd" / "recordings"
+    rec.mkdir(parents=True)
+    words = ["ZERO", "ONE", "TWO"]
+    for digit, word in enumerate(words):
+        for speaker in ["george", "theo", "yweweler"]:
+            sf.write(rec / f"{digit}_{speaker}_0.wav", tone_speech(word, 8000, seed=digit), 8000)
+    assert main(["prepare", "fsdd", str(root / "fsdd"), str(root / "data")]) == 0
+    assert main(["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(root / "data" / "train.jsonl"),
+                 "--dev", str(root / "data" / "dev.jsonl"), "--out", str(root / "exp"), "--max-steps", "4",
+                 "--set", "train.batch_seconds=2"]) == 0
+    return root
+
+
+def test_train_leaves_checkpoints_with_the_model_state(trained):
+    import torch
+
+    ckpt = torch.load(trained / "exp" / "last.pt", weights_only=True)
+    assert "lstm.weight_ih_l0" in ckpt["model"] and ckpt["step"] == 4
+    assert (trained / "exp" / "best.pt").exists()
+
+
+def test_evaluate_prints_the_final_line_and_writes_a_report(trained, capsys):
+    report = trained / "report.json"
+    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"),
+                 "--manifest", str(trained / "data" / "test.jsonl"), "--report", str(report)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert FINAL_LINE.match(last), last
+    data = json.loads(report.read_text())
+    assert len(data["utterances"]) == 3
+    assert {"wer", "cer", "substitutions", "deletions", "insertions"} <= data.keys()
+
+
+def test_transcribe_reports_each_bad_file_and_carries_on(trained, tmp_path, capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, tone_speech("ONE"), 16000)
+    surround = tmp_path / "surround.wav"
+    sf.write(surround, np.tile(tone_speech("TWO", 192000)[:, None], (1, 6)), 192000, subtype="PCM_24")
+    (tmp_path / "dir.wav").mkdir()
+    (tmp_path / "text.wav").write_text("not audio\n")
+    (tmp_path / "zero.wav").write_bytes(b"")
+    sf.write(tmp_path / "whole.flac", tone_speech("ZERO ONE TWO"), 16000)
+    data = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
+    bad = [tmp_path / n for n in ["missing.wav", "dir.wav", "text.wav", "zero.wav", "cut.flac"]]
+    files = [good, *bad[:3], surround, *bad[3:]]
+    code = main(["transcribe", *map(str, files), "--model", str(trained / "exp" / "best.pt")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(good), str(surround)]
+    errors = err.strip().splitlines()
+    assert len(errors) == len(bad)
+    for path, line in zip(bad, errors):
+        assert line.startswith(f"asr: error: {path}: ")
+
+
+def test_broken_manifest_line_is_named(trained, tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text((trained / "data" / "test.jsonl").read_text() + '{"audio_filepath": "x.wav"\n')
+    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest)]) == 1
+    assert capsys.readouterr().err.strip() == f"asr: error: {manifest}:4: invalid JSON (Expecting ',' delimiter at column 27)"
+
+
+def test_bad_model_and_config_are_one_line_errors(trained, tmp_path, capsys):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["transcribe", str(tmp_path / "x.wav"), "--model", str(tmp_path / "junk.pt")]) == 1
+    (tmp_path / "c.yaml").write_text("model:\n  hiden: 3\n")
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--train", "t.jsonl", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "junk.pt" in err[0] and "unknown key" in err[1]
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as e:
+        main(["transcribe"])
+    assert e.value.code == 2
+
+
+def test_the_installed_command_never_shows_a_traceback(trained, tmp_path):
+    (tmp_path / "text.wav").write_text("not audio\n")
+    run = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(tmp_path / "text.wav"),
+                          "--model", str(trained / "exp" / "best.pt")], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(f"asr: error: {tmp_path / 'text.wav'}: ")

@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from asr.data import BucketBatchSampler, ManifestError, Utterance, read_manifest, write_manifest
+
+
+def test_manifest_round_trip_and_relative_paths(tmp_path):
+    utts = [Utterance("a.wav", 1.5, "HELLO"), Utterance("/abs/b.flac", 2.0, "WORLD")]
+    write_manifest(tmp_path / "m.jsonl", utts)
+    back = read_manifest(tmp_path / "m.jsonl")
+    assert back[0] == Utterance(str(tmp_path / "a.wav"), 1.5, "HELLO")
+    assert back[1] == utts[1]
+    assert json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0]).keys() == {"audio_filepath", "duration", "text"}
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("{not json", "invalid JSON"),
+    ('["a list"]', "expected a JSON object"),
+    ('{"audio_filepath": "a.wav", "duration": 1.0}', "missing key 'text'"),
+    ('{"audio_filepath": "a.wav", "duration": -1, "text": "A"}', "positive number"),
+    ('{"audio_filepath": "a.wav", "duration": "long", "text": "A"}', "positive number"),
+    ('{"audio_filepath": 3, "duration": 1, "text": "A"}', "non-empty string"),
+    ('{"audio_filepath": "a.wav", "duration": 1, "text": null}', "must be a string"),
+])
+def test_bad_line_is_reported_with_its_number(tmp_path, line, problem):
+    good = '{"audio_filepath": "a.wav", "duration": 1.0, "text": "A"}'
+    path = tmp_path / "m.jsonl"
+    path.write_text(f"{good}\n\n{good}\n{line}\n")
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}:4: ")
+    assert problem in str(err.value)
+
+
+def test_several_bad_lines_are_counted(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text("{\n[]\nnope\n")
+    with pytest.raises(ManifestError, match=r"m.jsonl:1: .*and 2 more bad lines"):
+        read_manifest(path)
+
+
+def test_missing_or_empty_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="cannot read manifest"):
+        read_manifest(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ManifestError, match="no utterances"):
+        read_manifest(tmp_path / "empty.jsonl")
+
+
+def test_sampler_respects_budget_and_covers_everything():
+    durations = [0.5 + (i * 7919 % 100) / 10 for i in range(200)]
+    sampler = BucketBatchSampler(durations, batch_seconds=30.0, seed=3)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        seen = sorted(i for batch in sampler for i in batch)
+        assert seen == list(range(200))
+        for batch in sampler:
+            assert len(batch) == 1 or max(durations[i] for i in batch) * len(batch) <= 30.0
+
+
+def test_sampler_groups_similar_lengths():
+    durations = [1.0] * 50 + [10.0] * 50
+    sampler = BucketBatchSampler(durations, batch_seconds=40.0, seed=0)
+    for batch in sampler:
+        lengths = {durations[i] for i in batch}
+        assert len(lengths) == 1 or len(batch) <= 4
+
+
+def test_sampler_is_deterministic_per_seed_and_epoch():
+    durations = [float(1 + i % 13) for i in range(100)]
+    a, b = BucketBatchSampler(durations, 50.0, seed=1), BucketBatchSampler(durations, 50.0, seed=1)
+    a.set_epoch(4)
+    b.set_epoch(4)
+    assert list(a) == list(b)
+    b.set_epoch(5)
+    assert list(a) != list(b)
+
+
+def test_utterance_longer_than_budget_gets_its_own_batch():
+    sampler = BucketBatchSampler([1.0, 1.0, 100.0], batch_seconds=10.0)
+    assert sorted(map(len, sampler)) == [1, 2]
+
+
+def test_max_batch_size():
+    sampler = BucketBatchSampler([1.0] * 10, batch_seconds=100.0, max_batch_size=3)
+    assert max(map(len, sampler)) == 3

@@ -1,0 +1,67 @@
+import librosa
+import numpy as np
+import torch
+
+from asr.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig, compute_stats
+
+
+def speechy(seconds=1.3, rate=16000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate([180, 720, 1500, 3100, 6000], 1))
+    return (0.2 * x + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_mel_power_matches_librosa():
+    """Tolerance: each mel bin within 1e-4 relative of librosa's value, plus 1e-6 of the largest
+    value (float32 FFTs differ in the last bits; a wrong filterbank or window is off by >1%)."""
+    config = FeatureConfig()
+    x = speechy()
+    ours = LogMel(config).mel(torch.from_numpy(x)[None])[0].numpy()
+    ref = librosa.feature.melspectrogram(
+        y=x, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=80,
+        window="hann", center=True, pad_mode="constant", power=2.0, htk=False, norm="slaney",
+    )
+    assert ours.shape == ref.shape == (80, len(x) // 160 + 1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * ref.max())
+
+
+def test_log_mel_shapes_and_lengths_in_a_batch():
+    logmel = LogMel(FeatureConfig())
+    a, b = torch.from_numpy(speechy(1.0)), torch.from_numpy(speechy(0.5, seed=1))
+    waves = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
+    feats, lengths = logmel(waves, torch.tensor([len(a), len(b)]))
+    assert feats.shape == (2, 101, 80)
+    assert lengths.tolist() == [101, 51]
+    alone, _ = logmel(b[None], torch.tensor([len(b)]))
+    # Frames that do not reach into the padding are the same as for the utterance alone.
+    torch.testing.assert_close(feats[1, :49], alone[0, :49], atol=1e-4, rtol=1e-4)
+
+
+def test_stats_normalise_to_zero_mean_unit_variance():
+    config = FeatureConfig()
+    waves = [speechy(1.0, seed=s) for s in range(3)]
+    mean, std = compute_stats(waves, config)
+    logmel = LogMel(config)
+    logmel.set_stats(mean, std)
+    feats = torch.cat([logmel(torch.from_numpy(w)[None], torch.tensor([len(w)]))[0][0] for w in waves])
+    torch.testing.assert_close(feats.mean(0), torch.zeros(80), atol=1e-3, rtol=0)
+    torch.testing.assert_close(feats.std(0), torch.ones(80), atol=1e-2, rtol=0)
+
+
+def test_stats_move_with_the_module():
+    logmel = LogMel(FeatureConfig())
+    logmel.set_stats(torch.full((80,), 2.0), torch.full((80,), 3.0))
+    state = logmel.state_dict()
+    assert torch.equal(state["mean"], torch.full((80,), 2.0))
+
+
+def test_spec_augment_masks_some_values_only():
+    torch.manual_seed(0)
+    feats = torch.randn(4, 300, 80)
+    out = SpecAugment(SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=20))(feats)
+    assert out.shape == feats.shape
+    masked = out == 0
+    assert masked.any() and masked.float().mean() < 0.5
+    assert torch.equal(out[~masked], feats[~masked])
+    assert not SpecAugmentConfig().enabled

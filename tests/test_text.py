@@ -1,0 +1,38 @@
+import pytest
+
+from asr.text import DEFAULT_UNITS, Vocabulary, normalize
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ('Mr. Müller\'s "well-known" café!', "MR MULLER'S WELL KNOWN CAFE"),
+    ("don\u2019t  stop", "DON'T STOP"),
+    ("'Tis the season; 'quoted'", "TIS THE SEASON QUOTED'"),
+    ("the Jameses' house", "THE JAMESES' HOUSE"),
+    ("   ", ""),
+    ("Chapter XIV -- 1820", "CHAPTER XIV"),
+    ("HE HOPED THERE WOULD BE STEW", "HE HOPED THERE WOULD BE STEW"),
+])
+def test_normalize_writes_like_librispeech(raw, expected):
+    assert normalize(raw) == expected
+
+
+def test_units_are_blank_boundary_letters_apostrophe():
+    vocab = Vocabulary()
+    assert len(vocab) == 29 and vocab.units == DEFAULT_UNITS
+    assert vocab.units[0] == "<blank>" and vocab.blank == 0
+
+
+def test_encode_decode_round_trip():
+    vocab = Vocabulary()
+    for text in ["HELLO WORLD", "DON'T", "A B C", "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG'S BACK"]:
+        ids = vocab.encode(text)
+        assert 0 not in ids
+        assert vocab.decode(ids) == text
+    assert vocab.decode(vocab.encode("  Messy, text!  ")) == "MESSY TEXT"
+    assert vocab.encode("AB") == [vocab.index["A"], vocab.index["B"]]
+    assert vocab.encode("A B")[1] == vocab.index["|"]
+
+
+def test_vocabulary_must_start_with_blank():
+    with pytest.raises(ValueError):
+        Vocabulary(["A", "<blank>", "|"])

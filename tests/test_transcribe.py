@@ -1,0 +1,59 @@
+import pytest
+import soundfile as sf
+
+from asr import checkpoint
+from asr.audio import AudioError
+from asr.data import read_manifest, write_manifest
+from asr.transcribe import evaluate, recognize, transcribe
+from conftest import MEMORISED, tone_speech
+
+
+@pytest.fixture(scope="module")
+def recognizer(memorised):
+    return checkpoint.load_recognizer(memorised.exp / "best.pt")
+
+
+def test_batches_give_what_single_files_give(recognizer, memorised):
+    import torch
+
+    waves = [torch.from_numpy(tone_speech(t, seed=i)) for i, t in enumerate(MEMORISED)]
+    together = [h.text for h in recognize(recognizer, waves)]
+    alone = [recognize(recognizer, [w])[0].text for w in waves]
+    assert together == alone == MEMORISED
+
+
+def test_results_keep_input_order_and_failures_do_not_stop_the_rest(recognizer, memorised, tmp_path):
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    (tmp_path / "bad.wav").write_text("no")
+    inputs = [paths[0], str(tmp_path / "bad.wav"), paths[1], str(tmp_path / "gone.flac"), paths[2]]
+    results = list(transcribe(recognizer, inputs, batch_size=2))
+    assert [r.path for r in results] == inputs
+    assert [r.text for r in results] == ["CAB", None, "BAD CAB", None, "ACE BED"]
+    assert results[1].error.startswith(f"{tmp_path / 'bad.wav'}: ")
+    assert "no such file" in results[3].error
+
+
+def test_other_sample_rates_and_channels(recognizer, tmp_path):
+    import numpy as np
+
+    wave = tone_speech("BAD CAB", 44100)
+    sf.write(tmp_path / "stereo.flac", np.stack([wave, wave], 1), 44100)
+    assert next(transcribe(recognizer, [tmp_path / "stereo.flac"])).text == "BAD CAB"
+
+
+def test_evaluate_scores_every_utterance(recognizer, memorised, tmp_path):
+    result = evaluate(recognizer, memorised.dev)
+    assert result.score.wer == 0.0 and result.score.utterances == 3
+    assert [u.hypothesis for u in result.utterances] == MEMORISED
+    # A wrong reference counts as errors: the score is computed, not assumed.
+    utts = read_manifest(memorised.dev)
+    write_manifest(tmp_path / "wrong.jsonl", [utts[0]._replace(text="CAB CAB")])
+    wrong = evaluate(recognizer, tmp_path / "wrong.jsonl")
+    assert (wrong.score.deletions, wrong.score.words, wrong.score.wer) == (1, 2, 50.0)
+
+
+def test_evaluate_refuses_a_test_set_with_unreadable_audio(recognizer, memorised, tmp_path):
+    utts = read_manifest(memorised.dev)
+    write_manifest(tmp_path / "m.jsonl", [utts[0], utts[1]._replace(audio_filepath=str(tmp_path / "gone.wav"))])
+    with pytest.raises(AudioError, match="gone.wav: no such file"):
+        evaluate(recognizer, tmp_path / "m.jsonl")
