@@ -17,8 +17,9 @@ from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data import ManifestError
 from asr.prepare import PrepareError
+from asr.train import TrainError
 
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, PrepareError)
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, PrepareError, TrainError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except USER_ERRORS as e:
         print(f"asr: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # an unwritable --out, a full disk: one line, not a traceback
+        print(f"asr: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)
@@ -51,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="dev manifest (overrides train.dev_manifest)")
     p.add_argument("--out", required=True, help="folder for last.pt, best.pt and log.jsonl")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.set_defaults(run=_train)
 
@@ -96,7 +101,8 @@ def _train(args) -> int:
     if not config.train.train_manifest:
         raise ConfigError(f"{args.config}: no training manifest (give --train or train.train_manifest)")
     result = train(config, args.out, resume=args.resume)
-    best = f"{result.best_wer:.2f}%" if result.history and result.history[-1].dev_wer == result.history[-1].dev_wer else "n/a"
+    has_dev = bool(config.train.dev_manifest) and bool(result.history)
+    best = f"{result.best_wer:.2f}%" if has_dev else "n/a (no dev manifest)"
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
           f"best dev WER {best}; {Path(args.out) / 'best.pt'}")
     return 0
@@ -109,6 +115,8 @@ def _evaluate(args) -> int:
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     result = evaluate(recognizer, args.manifest)
+    for problem in result.failed:
+        print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
         report = {**result.score._asdict(), "utterances": [u._asdict() for u in result.utterances]}
         Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -116,7 +124,7 @@ def _evaluate(args) -> int:
     print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
           f"of {s.words} words; {s.char_errors} character errors of {s.chars}")
     print(s.summary())
-    return 0
+    return 1 if result.failed else 0
 
 
 def _transcribe(args) -> int:

@@ -38,6 +38,7 @@ class TrainConfig:
     batch_seconds: float = 200.0  # padded audio seconds per batch (the frame budget)
     max_batch_size: int = 0  # 0: no cap besides the budget
     cache_audio: bool = False  # keep decoded audio in memory (small corpora)
+    speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]; empty: off
     stats_utterances: int = 2000  # normalisation statistics from a random sample this large
     num_workers: int = 0
     seed: int = 0
@@ -45,8 +46,17 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self):
-        if self.epochs < 1 or self.lr <= 0 or self.batch_seconds <= 0:
-            raise ValueError("epochs, lr and batch_seconds must be positive")
+        positive = ("epochs", "lr", "batch_seconds", "log_every", "stats_utterances")
+        not_negative = ("max_steps", "max_minutes", "warmup_steps", "weight_decay", "grad_clip",
+                        "max_batch_size", "num_workers", "min_lr_ratio")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in not_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not all(isinstance(s, (int, float)) and 0.5 <= s <= 2 for s in self.speed_perturb):
+            raise ValueError(f"speed_perturb must list speeds between 0.5 and 2, got {self.speed_perturb}")
 
 
 @dataclass
@@ -84,6 +94,11 @@ def from_dict(cls, data):
 def _coerce(name: str, kind, value):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind is bool and not isinstance(value, bool) or kind is not bool and isinstance(value, bool):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
     if not isinstance(value, kind):

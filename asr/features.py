@@ -22,6 +22,9 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     n_fft: int = 512
+    # Subtract each utterance's own mean log-mel before the global normalisation: a recording's
+    # gain and its channel's tilt are constant offsets in the log domain, and this removes them.
+    cmn: bool = True
 
     @property
     def win_length(self) -> int:
@@ -32,12 +35,15 @@ class FeatureConfig:
         return round(self.sample_rate * self.hop_ms / 1000)
 
     def __post_init__(self):
+        if min(self.sample_rate, self.n_mels, self.win_ms, self.hop_ms) <= 0:
+            raise ValueError("sample_rate, n_mels, win_ms and hop_ms must be positive")
         if self.n_fft < self.win_length:
             raise ValueError(f"n_fft ({self.n_fft}) must be >= window length ({self.win_length} samples)")
 
 
 class LogMel(nn.Module):
-    """Waveforms (B, N) -> log-mel frames (B, T, n_mels), normalised once stats are set.
+    """Waveforms (B, N) -> log-mel frames (B, T, n_mels): per-utterance mean removed (`cmn`),
+    then globally normalised once stats are set.
 
     The mel filterbank is librosa's (Slaney scale and area normalisation) so that the features
     can be checked against librosa; `tests/test_features.py` does.
@@ -74,10 +80,19 @@ class LogMel(nn.Module):
         power = self.mel(waves.float())  # (B, n_mels, T)
         return torch.log(power.clamp(min=1e-10)).transpose(1, 2)
 
+    def local(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel with each utterance's mean (over its own frames, not the padding) removed."""
+        feats, frames = self.raw(waves), self.num_frames(lengths)
+        if self.config.cmn:
+            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frames[:, None])[..., None]
+            mean = (feats * valid).sum(1, keepdim=True) / frames[:, None, None]
+            feats = feats - mean
+        return feats, frames
+
     @torch.no_grad()
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = (self.raw(waves) - self.mean) / self.std
-        return feats, self.num_frames(lengths)
+        feats, frames = self.local(waves, lengths)
+        return (feats - self.mean) / self.std, frames
 
 
 def compute_stats(waves: Iterable[np.ndarray], config: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +102,8 @@ def compute_stats(waves: Iterable[np.ndarray], config: FeatureConfig) -> tuple[t
     total_sq = torch.zeros(config.n_mels, dtype=torch.float64)
     count = 0
     for wave in waves:
-        feats = logmel.raw(torch.as_tensor(wave)[None])[0].double()
+        wave = torch.as_tensor(wave)[None]
+        feats = logmel.local(wave, torch.tensor([wave.shape[1]]))[0][0].double()
         total += feats.sum(0)
         total_sq += (feats**2).sum(0)
         count += feats.shape[0]
@@ -107,6 +123,12 @@ class SpecAugmentConfig:
     time_masks: int = 0
     time_width: int = 40  # widest time mask, in frames
     time_ratio: float = 0.2  # ... and never wider than this fraction of the batch's frames
+
+    def __post_init__(self):
+        if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
+            raise ValueError("mask counts and widths must not be negative")
+        if not 0 < self.time_ratio <= 1:
+            raise ValueError(f"time_ratio must be in (0, 1], got {self.time_ratio}")
 
     @property
     def enabled(self) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asr import checkpoint
+from asr import audio, checkpoint
 from asr.config import Config, to_dict
 from asr.data import AudioDataset, BucketBatchSampler, Utterance, collate, read_manifest
 from asr.decode import greedy
@@ -28,6 +28,10 @@ from asr.score import Score, score
 from asr.text import Vocabulary
 
 log = logging.getLogger("asr.train")
+
+
+class TrainError(Exception):
+    """Training cannot start; the message says why."""
 
 
 class EpochResult(NamedTuple):
@@ -78,11 +82,19 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
     if len(kept) < len(train_utts):
         log.warning("skipping %d training utterances too short for their transcripts", len(train_utts) - len(kept))
     if not kept:
-        raise ValueError(f"{cfg.train_manifest}: no usable training utterances")
-    train_set = AudioDataset(kept, vocab, cache=cfg.cache_audio)
-    dev_set = AudioDataset(read_manifest(cfg.dev_manifest), vocab, cache=cfg.cache_audio) if cfg.dev_manifest else None
+        raise TrainError(f"{cfg.train_manifest}: no utterance has enough frames for its transcript")
+    last = out_dir / "last.pt"
+    if last.exists() and not resume:
+        raise TrainError(f"{last} exists: pass --resume to continue that run, or choose another --out")
+    dev_utts = read_manifest(cfg.dev_manifest) if cfg.dev_manifest else []
+    _check_audio(cfg.train_manifest, kept)
+    _check_audio(cfg.dev_manifest, dev_utts)
+    train_set = AudioDataset(kept, vocab, cache=cfg.cache_audio, speeds=cfg.speed_perturb, seed=cfg.seed)
+    dev_set = AudioDataset(dev_utts, vocab, cache=cfg.cache_audio) if dev_utts else None
 
     features, model = checkpoint.build(config, vocab)
+    features.to(device)
+    model.to(device)  # before the optimizer exists, so that its state lives on the same device
     augment = SpecAugment(config.augment) if config.augment.enabled else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = BucketBatchSampler([u.duration for u in kept], cfg.batch_seconds, seed=cfg.seed,
@@ -90,22 +102,22 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
     total_steps = cfg.max_steps or cfg.epochs * len(sampler)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg.warmup_steps, total_steps, cfg.min_lr_ratio))
 
-    state = {"epoch": 0, "step": 0, "best_wer": math.inf, "history": []}
-    last = out_dir / "last.pt"
+    state = {"epoch": 0, "step": 0, "best_wer": math.inf, "best_loss": math.inf, "history": []}
     if resume and last.exists():
         payload = checkpoint.load(last)
+        if payload["config"]["model"] != to_dict(config)["model"]:
+            raise TrainError(f"{last}: was trained with model {payload['config']['model']}, "
+                             f"the config now says {to_dict(config)['model']}")
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         stats = payload["stats"]
-        state = {k: payload[k] for k in state}
+        state = {k: payload.get(k, v) for k, v in state.items()}
         log.info("resumed from %s at epoch %d, step %d", last, state["epoch"], state["step"])
     else:
         log.info("computing normalisation statistics on %s", cfg.train_manifest)
         stats = _stats(train_set, config)
     features.set_stats(stats["mean"], stats["std"])
-    features.to(device)
-    model.to(device)
     log.info("model: %s parameters, %d train utterances (%.1f h), device %s",
              f"{count_parameters(model):,}", len(kept), sum(u.duration for u in kept) / 3600, device)
 
@@ -113,12 +125,14 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
     )
-    log_file = open(out_dir / "log.jsonl", "a", encoding="utf-8")
+    log_file = open(out_dir / "log.jsonl", "a" if resume else "w", encoding="utf-8")
     start = time.monotonic()
     step = state["step"]
     first_epoch = state["epoch"]
     try:
         for epoch in range(first_epoch, cfg.epochs):
+            if cfg.max_steps and step >= cfg.max_steps:  # a resumed run that had already finished
+                break
             sampler.set_epoch(epoch)
             model.train()
             losses = []
@@ -146,22 +160,24 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
                     break
             dev_loss, dev_score = _evaluate(features, model, vocab, dev_set, cfg.batch_seconds, device) if dev_set else (math.nan, None)
             train_loss = float(np.mean(losses)) if losses else math.nan
-            # Without a dev set, "best" falls back to the lowest training loss.
-            metric = dev_score.wer if dev_score else train_loss
-            result = EpochResult(epoch + 1, step, train_loss, dev_loss, metric if dev_score else math.nan,
+            # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss. Without a
+            # dev set, the lowest training loss.
+            metric = (dev_score.wer, dev_loss) if dev_score else (math.inf, train_loss)
+            result = EpochResult(epoch + 1, step, train_loss, dev_loss, dev_score.wer if dev_score else math.nan,
                                  dev_score.cer if dev_score else math.nan, time.monotonic() - start)
             state["history"].append(result._asdict())
             _write(log_file, **result._asdict())
             log.info("epoch %d: train loss %.3f, dev loss %.3f, dev WER %.2f%%, CER %.2f%% (%.0f s)",
                      *result[:1], *result[2:])
-            is_best = metric < state["best_wer"]
+            is_best = metric < (state["best_wer"], state["best_loss"])
             if is_best:
-                state["best_wer"] = metric
+                state["best_wer"], state["best_loss"] = metric
             payload = {
                 "model": model.state_dict(), "config": to_dict(config), "vocab": vocab.units,
                 "stats": {"mean": stats["mean"], "std": stats["std"]},
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1, "step": step, "best_wer": state["best_wer"], "history": state["history"],
+                "epoch": epoch + 1, "step": step, "best_wer": state["best_wer"], "best_loss": state["best_loss"],
+                "history": state["history"],
             }
             checkpoint.save(last, payload)
             if is_best or not (out_dir / "best.pt").exists():
@@ -177,6 +193,19 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
         log_file.close()
     history = [EpochResult(**h) for h in state["history"]]
     return TrainResult(out_dir, history, state["best_wer"], step, time.monotonic() - start, count_parameters(model))
+
+
+def _check_audio(manifest: str, utts: list[Utterance]) -> None:
+    """Read every header before the first step: a bad file stops training now, not an hour in."""
+    problems = []
+    for u in utts:
+        try:
+            audio.duration(u.audio_filepath)
+        except audio.AudioError as e:
+            problems.append(str(e))
+    if problems:
+        more = f" (and {len(problems) - 1} more unreadable files)" if len(problems) > 1 else ""
+        raise TrainError(f"{manifest}: {problems[0]}{more}")
 
 
 def _stats(dataset: AudioDataset, config: Config) -> dict:

@@ -28,8 +28,9 @@ class UtteranceResult(NamedTuple):
 
 
 class Evaluation(NamedTuple):
-    score: Score
+    score: Score  # over the utterances whose audio could be read
     utterances: list[UtteranceResult]
+    failed: list[str]  # one line per unreadable audio file: a score with any is not comparable
 
 
 @torch.no_grad()
@@ -70,19 +71,27 @@ def _flush(recognizer, pending):
 
 
 def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8) -> Evaluation:
-    """WER/CER of the recognizer over every utterance of `manifest`.
+    """WER/CER of the recognizer over the utterances of `manifest`.
 
-    An utterance whose audio cannot be read raises: a score over part of a test set would
-    silently not be comparable with anyone else's.
+    Unreadable audio does not stop the others; it is listed in `failed`, because a score over
+    part of a test set is not comparable with anyone else's and the caller must say so.
     """
     utts: list[Utterance] = read_manifest(manifest)
-    # Similar lengths together: less padding, and results come back keyed by path anyway.
+    # Similar lengths together: less padding.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     hyps: dict[int, str] = {}
+    failed: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        waves = [torch.from_numpy(audio.load(utts[i].audio_filepath)) for i in chunk]
-        for i, hyp in zip(chunk, recognize(recognizer, waves)):
-            hyps[i] = hyp.text
-    results = [UtteranceResult(u.audio_filepath, normalize(u.text), hyps[i]) for i, u in enumerate(utts)]
-    return Evaluation(score([r.reference for r in results], [r.hypothesis for r in results]), results)
+        chunk, waves = [], []
+        for i in order[start:start + batch_size]:
+            try:
+                waves.append(torch.from_numpy(audio.load(utts[i].audio_filepath)))
+                chunk.append(i)
+            except audio.AudioError as e:
+                failed[i] = str(e)
+        if chunk:
+            for i, hyp in zip(chunk, recognize(recognizer, waves)):
+                hyps[i] = hyp.text
+    results = [UtteranceResult(u.audio_filepath, normalize(u.text), hyps[i]) for i, u in enumerate(utts) if i in hyps]
+    scored = score([r.reference for r in results], [r.hypothesis for r in results])
+    return Evaluation(scored, results, [failed[i] for i in sorted(failed)])

@@ -93,3 +93,12 @@ def test_unreadable_file(tmp_path):
     path.chmod(0)
     with pytest.raises(AudioError, match="permission denied"):
         audio.load(path)
+
+
+def test_change_speed_moves_tempo_and_pitch_together():
+    wave = sine(1.0, 16000)
+    fast = audio.change_speed(wave, 1.25)
+    assert abs(len(fast) - 12800) <= 1 and fast.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(fast[1000:11000]))
+    assert abs(np.argmax(spectrum) * 16000 / 10000 - 550) < 5  # 440 Hz x 1.25
+    assert audio.change_speed(wave, 1.0) is wave

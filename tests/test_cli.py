@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,8 +99,37 @@ def test_usage_errors_exit_2():
 
 def test_the_installed_command_never_shows_a_traceback(trained, tmp_path):
     (tmp_path / "text.wav").write_text("not audio\n")
-    run = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(tmp_path / "text.wav"),
+    command = Path(sys.executable).parent / "asr"  # the console script pip installed
+    run = subprocess.run([str(command), "transcribe", str(tmp_path / "text.wav"),
                           "--model", str(trained / "exp" / "best.pt")], capture_output=True, text=True)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith(f"asr: error: {tmp_path / 'text.wav'}: ")
+
+
+def test_evaluate_scores_what_it_can_read_and_names_the_rest(trained, tmp_path, capsys):
+    lines = (trained / "data" / "test.jsonl").read_text().splitlines()
+    broken = json.loads(lines[0])
+    broken["audio_filepath"] = str(tmp_path / "gone.wav")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
+    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest)]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1].endswith("(2 utterances)")
+    assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
+
+
+def test_set_is_repeatable_and_an_unwritable_out_is_one_line(trained, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code = main(["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(trained / "data" / "train.jsonl"),
+                 "--out", str(tmp_path / "file" / "exp"), "--set", "train.lr=1e-3", "--set", "model.hidden=8"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("asr: error: ") and str(tmp_path / "file") in err[0]
+
+
+def test_repeated_set_options_accumulate():
+    from asr.cli import _parser
+
+    args = _parser().parse_args(["train", "--config", "c.yaml", "--out", "o", "--set", "a.b=1", "c.d=2", "--set", "e.f=3"])
+    assert args.set == ["a.b=1", "c.d=2", "e.f=3"]

@@ -16,6 +16,7 @@ def test_overrides_and_types(tmp_path):
     config = load_config(CONF / "tiny.yaml", ["train.lr=0.5", "model.layers=2", "train.train_manifest=x.jsonl"])
     assert config.train.lr == 0.5 and config.model.layers == 2 and config.train.train_manifest == "x.jsonl"
     assert load_config(None, ["train.lr=1"]).train.lr == 1.0  # int where a float is expected is fine
+    assert load_config(None, ["train.lr=1e-3"]).train.lr == 0.001  # YAML reads 1e-3 as a string
 
 
 @pytest.mark.parametrize("text,problem", [
@@ -26,6 +27,11 @@ def test_overrides_and_types(tmp_path):
     ("model:\n  dropout: 1.5\n", "dropout"),
     ("- a list\n", "mapping"),
     ("model: [\n", "cannot read config"),
+    ("train:\n  log_every: 0\n", "log_every must be positive"),
+    ("train:\n  num_workers: -1\n", "num_workers must not be negative"),
+    ("augment:\n  time_ratio: 2\n", "time_ratio"),
+    ("features:\n  hop_ms: 0\n", "hop_ms"),
+    ("train:\n  lr: fast\n", "expected float"),
 ])
 def test_bad_configs_are_refused_with_the_file_named(tmp_path, text, problem):
     path = tmp_path / "c.yaml"

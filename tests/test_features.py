@@ -49,11 +49,32 @@ def test_stats_normalise_to_zero_mean_unit_variance():
     torch.testing.assert_close(feats.std(0), torch.ones(80), atol=1e-2, rtol=0)
 
 
-def test_stats_move_with_the_module():
+def test_stats_travel_in_the_state_dict_and_apply():
     logmel = LogMel(FeatureConfig())
     logmel.set_stats(torch.full((80,), 2.0), torch.full((80,), 3.0))
-    state = logmel.state_dict()
-    assert torch.equal(state["mean"], torch.full((80,), 2.0))
+    other = LogMel(FeatureConfig())
+    other.load_state_dict(logmel.state_dict())
+    wave = torch.from_numpy(speechy(0.3))[None]
+    normalised, _ = other(wave, torch.tensor([wave.shape[1]]))
+    torch.testing.assert_close(normalised, (logmel.local(wave, torch.tensor([wave.shape[1]]))[0] - 2.0) / 3.0)
+
+
+def test_utterance_mean_removal_makes_features_gain_invariant():
+    logmel = LogMel(FeatureConfig())
+    wave = torch.from_numpy(speechy(0.8))
+    loud, _ = logmel(wave[None], torch.tensor([len(wave)]))
+    quiet, _ = logmel(0.05 * wave[None], torch.tensor([len(wave)]))  # 26 dB quieter
+    torch.testing.assert_close(loud, quiet, atol=1e-3, rtol=0)
+    plain = LogMel(FeatureConfig(cmn=False))
+    assert (plain(wave[None], torch.tensor([len(wave)]))[0] - plain(0.05 * wave[None], torch.tensor([len(wave)]))[0]).abs().min() > 5
+
+
+def test_utterance_mean_ignores_padding():
+    logmel = LogMel(FeatureConfig())
+    a, b = torch.from_numpy(speechy(1.0)), torch.from_numpy(speechy(0.5, seed=1))
+    feats, lengths = logmel(torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True), torch.tensor([len(a), len(b)]))
+    alone, _ = logmel(b[None], torch.tensor([len(b)]))
+    torch.testing.assert_close(feats[1, :49], alone[0, :49], atol=1e-4, rtol=1e-4)
 
 
 def test_spec_augment_masks_some_values_only():

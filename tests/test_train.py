@@ -1,9 +1,11 @@
 import json
 import math
 
+import pytest
+
 from asr import checkpoint
 from asr.data import read_manifest
-from asr.train import EpochResult, train
+from asr.train import EpochResult, TrainError, train
 from asr.transcribe import transcribe
 from conftest import MEMORISED
 
@@ -39,6 +41,7 @@ def test_max_steps_stops_early_and_still_leaves_both_checkpoints(tmp_path, tone_
 def test_resume_continues_from_the_last_epoch(tmp_path, tone_manifest, tiny_config):
     config = tiny_config
     config.train.train_manifest = str(tone_manifest)
+    config.train.dev_manifest = str(tone_manifest.parent / "dev.jsonl")
     config.train.epochs = 1
     first = train(config, tmp_path / "exp")
     config.train.epochs = 2
@@ -46,3 +49,37 @@ def test_resume_continues_from_the_last_epoch(tmp_path, tone_manifest, tiny_conf
     assert [h.epoch for h in second.history] == [1, 2]
     assert second.steps > first.steps
     assert second.history[0] == first.history[0]
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(tmp_path, tone_manifest, tiny_config):
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.max_steps = 1
+    train(config, tmp_path / "exp")
+    before = (tmp_path / "exp" / "last.pt").read_bytes()
+    with pytest.raises(TrainError, match="pass --resume"):
+        train(config, tmp_path / "exp")
+    assert (tmp_path / "exp" / "last.pt").read_bytes() == before
+
+
+def test_resume_refuses_a_different_model(tmp_path, tone_manifest, tiny_config):
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.max_steps = 1
+    train(config, tmp_path / "exp")
+    config.model.hidden = 64
+    with pytest.raises(TrainError, match="was trained with model"):
+        train(config, tmp_path / "exp", resume=True)
+
+
+def test_unreadable_training_audio_stops_before_the_first_step(tmp_path, tone_manifest, tiny_config):
+    from asr.data import write_manifest
+
+    utts = read_manifest(tone_manifest)
+    (tmp_path / "bad.wav").write_text("not audio")
+    write_manifest(tmp_path / "m.jsonl", utts + [utts[0]._replace(audio_filepath=str(tmp_path / "bad.wav"))])
+    config = tiny_config
+    config.train.train_manifest = str(tmp_path / "m.jsonl")
+    with pytest.raises(TrainError, match=r"m.jsonl: .*bad.wav: not a readable audio file"):
+        train(config, tmp_path / "exp")
+    assert not (tmp_path / "exp" / "last.pt").exists()

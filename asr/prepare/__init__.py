@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from asr import audio
 from asr.data import Utterance, write_manifest
 
 
@@ -23,6 +24,17 @@ class PrepareResult(NamedTuple):
 
 class PrepareError(Exception):
     """A corpus folder that cannot be prepared at all; the message names it."""
+
+
+def utterance(path: Path, text: str, problems: list[str]) -> Utterance | None:
+    """The utterance, its duration read from the file header; None, with the reason added to
+    `problems`, where the audio cannot be read."""
+    try:
+        duration = audio.duration(path)
+    except audio.AudioError as e:
+        problems.append(f"{e}, left out")
+        return None
+    return Utterance(str(path.resolve()), round(duration, 4), text)
 
 
 def write_splits(out_dir: str | os.PathLike, splits: dict[str, list[Utterance]], problems: list[str]) -> PrepareResult:
@@ -43,4 +55,7 @@ def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike) -> 
         raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
     if not Path(src).is_dir():
         raise PrepareError(f"{src}: not a folder")
-    return preparers[corpus](Path(src), Path(out_dir))
+    try:
+        return preparers[corpus](Path(src), Path(out_dir))
+    except UnicodeDecodeError as e:
+        raise PrepareError(f"{src}: a transcript file is not UTF-8 ({e.reason} at byte {e.start})") from None

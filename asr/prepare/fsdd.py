@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asr import audio
 from asr.data import Utterance
-from asr.prepare import PrepareError, PrepareResult, write_splits
+from asr.prepare import PrepareError, PrepareResult, utterance, write_splits
 
 WORDS = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"]
 SPLIT_OF_SPEAKER = {"theo": "dev", "yweweler": "test"}
@@ -28,13 +27,9 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
             problems.append(f"{wav}: name is not DIGIT_SPEAKER_INDEX.wav, left out")
             continue
         digit, speaker, _ = match.groups()
-        try:
-            duration = audio.duration(wav)
-        except audio.AudioError as e:
-            problems.append(f"{e}, left out")
-            continue
-        split = SPLIT_OF_SPEAKER.get(speaker, "train")
-        splits[split].append(Utterance(str(wav.resolve()), round(duration, 4), WORDS[int(digit)]))
+        utt = utterance(wav, WORDS[int(digit)], problems)
+        if utt:
+            splits[SPLIT_OF_SPEAKER.get(speaker, "train")].append(utt)
     if not any(splits.values()):
         raise PrepareError(f"{src}: no FSDD recordings (DIGIT_SPEAKER_INDEX.wav) found")
     return write_splits(out_dir, splits, problems)

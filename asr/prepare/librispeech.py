@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr import audio
 from asr.data import Utterance
-from asr.prepare import PrepareError, PrepareResult, write_splits
+from asr.prepare import PrepareError, PrepareResult, utterance, write_splits
 from asr.text import normalize
 
 
@@ -42,12 +41,9 @@ def _subset(folder: Path, problems: list[str]) -> list[Utterance]:
             if not flac.exists():
                 problems.append(f"{trans}:{number}: no audio file {flac.name}, left out")
                 continue
-            try:
-                duration = audio.duration(flac)
-            except audio.AudioError as e:
-                problems.append(f"{e}, left out")
-                continue
-            utts.append(Utterance(str(flac.resolve()), round(duration, 4), normalize(text)))
+            utt = utterance(flac, normalize(text), problems)
+            if utt:
+                utts.append(utt)
         for flac in sorted(chapter.glob("*.flac")):
             if flac.name not in seen:
                 problems.append(f"{flac}: no transcript line in {trans.name}, left out")

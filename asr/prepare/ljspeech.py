@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr import audio
 from asr.data import Utterance
-from asr.prepare import PrepareError, PrepareResult, write_splits
+from asr.prepare import PrepareError, PrepareResult, utterance, write_splits
 from asr.text import normalize
 
 DEV = {f"LJ002-{i:04d}" for i in range(171, 201)}
@@ -21,13 +20,14 @@ def split_of(clip_id: str) -> str:
     return "test" if clip_id in TEST else "dev" if clip_id in DEV else "train"
 
 
-def read_metadata(path: Path) -> list[tuple[str, str]]:
-    """(id, normalised text) for every row of metadata.csv."""
+def read_metadata(path: Path, problems: list[str]) -> list[tuple[str, str]]:
+    """(id, normalised text) for every well-formed row of metadata.csv; the others go to `problems`."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         fields = line.split("|")
         if len(fields) != 3:
-            raise PrepareError(f"{path}:{number}: expected 3 fields separated by '|', got {len(fields)}")
+            problems.append(f"{path}:{number}: expected 3 fields separated by '|', got {len(fields)}, left out")
+            continue
         rows.append((fields[0], fields[2]))
     return rows
 
@@ -37,8 +37,8 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
     if not metadata.is_file():
         raise PrepareError(f"{src}: no metadata.csv (expected the LJSpeech-1.1 folder)")
     splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
-    problems = []
-    for clip_id, text in read_metadata(metadata):
+    problems: list[str] = []
+    for clip_id, text in read_metadata(metadata, problems):
         # The published corpus has .wav; the shared copy has lossless .flac. Rows without audio
         # are expected in a subset (metadata.csv lists the whole corpus) and are not problems.
         wav = next((p for p in (src / "wavs" / f"{clip_id}.wav", src / "wavs" / f"{clip_id}.flac") if p.exists()), None)
@@ -47,12 +47,9 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
         if not normalize(text):
             problems.append(f"{metadata}: {clip_id}: empty transcript, left out")
             continue
-        try:
-            duration = audio.duration(wav)
-        except audio.AudioError as e:
-            problems.append(f"{e}, left out")
-            continue
-        splits[split_of(clip_id)].append(Utterance(str(wav.resolve()), round(duration, 4), normalize(text)))
+        utt = utterance(wav, normalize(text), problems)
+        if utt:
+            splits[split_of(clip_id)].append(utt)
     if not any(splits.values()):
         raise PrepareError(f"{src}: no clip of metadata.csv has audio in {src / 'wavs'}")
     return write_splits(out_dir, splits, problems)
