@@ -15,6 +15,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import soundfile as sf
 import torch
 
 from asr import audio
@@ -45,9 +46,12 @@ def main() -> None:
     logmel(torch.from_numpy(warm)[None], torch.tensor([len(warm)]))
     np.log(librosa.feature.melspectrogram(y=warm, **librosa_mel) + 1e-10)
 
-    t_load = t_ours = t_librosa = 0.0
+    t_decode = t_load = t_ours = t_librosa = 0.0
     seconds = 0.0
     for path in files:
+        t0 = time.perf_counter()
+        sf.read(path, dtype="float32")  # decoding alone, to show what resampling adds
+        t_decode += time.perf_counter() - t0
         t0 = time.perf_counter()
         wave = audio.load(path)
         t1 = time.perf_counter()
@@ -61,6 +65,7 @@ def main() -> None:
 
     print(f"{len(files)} files, {seconds / 60:.1f} min of audio, from {args.dir}; torch threads {args.threads}")
     rows = [
+        ("  decode only (soundfile)", t_decode),
         ("load + resample (soundfile, soxr)", t_load),
         ("log-mel (torch, ours)", t_ours),
         ("load + resample + log-mel (ours)", t_load + t_ours),
