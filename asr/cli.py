@@ -118,7 +118,8 @@ def _evaluate(args) -> int:
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
-        report = {**result.score._asdict(), "utterances": [u._asdict() for u in result.utterances]}
+        report = {**result.score._asdict(), "failed": result.failed,
+                  "utterances": [u._asdict() for u in result.utterances]}
         Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     s = result.score
     print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "

@@ -113,9 +113,12 @@ def test_evaluate_scores_what_it_can_read_and_names_the_rest(trained, tmp_path, 
     broken["audio_filepath"] = str(tmp_path / "gone.wav")
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
-    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest)]) == 1
+    report = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest),
+                 "--report", str(report)]) == 1
     out, err = capsys.readouterr()
     assert out.strip().splitlines()[-1].endswith("(2 utterances)")
+    assert json.loads(report.read_text())["failed"] == [f"{tmp_path / 'gone.wav'}: no such file"]
     assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
 
 
