@@ -61,16 +61,21 @@ def change_speed(wave: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE
 
 def _open(path, reader):
     p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "no such file")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "no such file") from None
+    except OSError as e:  # a symlink loop, a name too long, ...
+        raise AudioError(path, f"cannot open ({e.strerror})") from None
     if p.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     if not os.access(p, os.R_OK):
         raise AudioError(path, "permission denied")
-    if p.stat().st_size == 0:
+    if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        return reader(str(p))
+        # Bytes: soundfile would encode a str path strictly and fail on a non-UTF-8 file name.
+        return reader(os.fsencode(p))
     except sf.LibsndfileError as e:
         raise AudioError(path, f"not a readable audio file ({e.error_string})") from None
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError, EOFError) as e:

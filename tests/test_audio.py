@@ -102,3 +102,14 @@ def test_change_speed_moves_tempo_and_pitch_together():
     spectrum = np.abs(np.fft.rfft(fast[1000:11000]))
     assert abs(np.argmax(spectrum) * 16000 / 10000 - 550) < 5  # 440 Hz x 1.25
     assert audio.change_speed(wave, 1.0) is wave
+
+
+def test_symlink_loop_and_non_utf8_name(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(AudioError, match="cannot open"):
+        audio.load(tmp_path / "a.wav")
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav")  # Latin-1 bytes: not UTF-8
+    sf.write(tmp_path / "ok.wav", sine(0.5, 16000), 16000)
+    os.rename(tmp_path / "ok.wav", odd)
+    assert len(audio.load(os.fsdecode(odd))) == 8000
