@@ -77,21 +77,11 @@ def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: in
     part of a test set is not comparable with anyone else's and the caller must say so.
     """
     utts: list[Utterance] = read_manifest(manifest)
-    # Similar lengths together: less padding.
+    # Similar lengths together: less padding. transcribe() yields one result per path, in order.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
-    hyps: dict[int, str] = {}
-    failed: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
-        chunk, waves = [], []
-        for i in order[start:start + batch_size]:
-            try:
-                waves.append(torch.from_numpy(audio.load(utts[i].audio_filepath)))
-                chunk.append(i)
-            except audio.AudioError as e:
-                failed[i] = str(e)
-        if chunk:
-            for i, hyp in zip(chunk, recognize(recognizer, waves)):
-                hyps[i] = hyp.text
-    results = [UtteranceResult(u.audio_filepath, normalize(u.text), hyps[i]) for i, u in enumerate(utts) if i in hyps]
+    transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size)))
+    results = [UtteranceResult(u.audio_filepath, normalize(u.text), transcripts[i].text)
+               for i, u in enumerate(utts) if transcripts[i].error is None]
+    failed = [transcripts[i].error for i in range(len(utts)) if transcripts[i].error is not None]
     scored = score([r.reference for r in results], [r.hypothesis for r in results])
-    return Evaluation(scored, results, [failed[i] for i in sorted(failed)])
+    return Evaluation(scored, results, failed)
