@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -101,8 +102,8 @@ def _train(args) -> int:
     if not config.train.train_manifest:
         raise ConfigError(f"{args.config}: no training manifest (give --train or train.train_manifest)")
     result = train(config, args.out, resume=args.resume)
-    has_dev = bool(config.train.dev_manifest) and bool(result.history)
-    best = f"{result.best_wer:.2f}%" if has_dev else "n/a (no dev manifest)"
+    # best_wer stays infinite when no epoch was scored on a dev set
+    best = f"{result.best_wer:.2f}%" if math.isfinite(result.best_wer) else "n/a (no dev manifest)"
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
           f"best dev WER {best}; {Path(args.out) / 'best.pt'}")
     return 0
