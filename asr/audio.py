@@ -7,6 +7,7 @@ can report it and carry on.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def _open(path, reader):
         raise AudioError(path, "no such file") from None
     except OSError as e:  # a symlink loop, a name too long, ...
         raise AudioError(path, f"cannot open ({e.strerror})") from None
-    if p.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
     if not os.access(p, os.R_OK):
         raise AudioError(path, "permission denied")

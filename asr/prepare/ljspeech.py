@@ -44,10 +44,11 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
         wav = next((p for p in (src / "wavs" / f"{clip_id}.wav", src / "wavs" / f"{clip_id}.flac") if p.exists()), None)
         if wav is None:
             continue
-        if not normalize(text):
+        text = normalize(text)
+        if not text:
             problems.append(f"{metadata}: {clip_id}: empty transcript, left out")
             continue
-        utt = utterance(wav, normalize(text), problems)
+        utt = utterance(wav, text, problems)
         if utt:
             splits[split_of(clip_id)].append(utt)
     if not any(splits.values()):
