@@ -1,6 +1,8 @@
 """The `asr` command: argument parsing only; each subcommand calls one library function.
 
-Exit codes: 0 success, 1 when anything failed (a bad file, a bad manifest), 2 for usage errors.
+Exit codes: 0 success, 1 when anything failed (a bad file, a bad manifest), 2 for usage errors;
+`asr train` stopped by a signal (after saving its checkpoint) exits 128 + the signal's number,
+as a shell reports a process that signal killed (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -50,16 +54,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder for the manifests")
     p.set_defaults(run=_prepare)
 
-    p = sub.add_parser("train", help="train a model")
-    p.add_argument("--config", required=True, help="conf/*.yaml")
+    p = sub.add_parser("train", help="train a model (under torchrun: on every process it starts)",
+                       epilog="A preempted job can run the same command again: with --config and --resume DIR, "
+                              "it starts afresh when DIR holds no last.pt and continues exactly when it does.")
+    p.add_argument("--config", help="conf/*.yaml (with --resume: by default the run's own)")
     p.add_argument("--train", help="training manifest (overrides train.train_manifest)")
     p.add_argument("--dev", help="dev manifest (overrides train.dev_manifest)")
-    p.add_argument("--out", required=True, help="folder for last.pt, best.pt and log.jsonl")
+    p.add_argument("--out", help="folder for last.pt, best.pt, epoch-N.pt and log.jsonl")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from DIR/last.pt")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write last.pt every N steps")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config values (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("average", help="average the weights of checkpoints of one model")
+    p.add_argument("checkpoints", nargs="+", help="e.g. exp/lj/epoch-*.pt")
+    p.add_argument("--out", required=True, help="the averaged checkpoint")
+    p.set_defaults(run=_average)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
@@ -88,9 +100,18 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from asr.config import load_config
+    from asr import checkpoint
+    from asr.config import config_from_dict, load_config
     from asr.train import train
 
+    if args.resume and args.out and Path(args.resume).resolve() != Path(args.out).resolve():
+        raise ConfigError(f"--resume {args.resume} and --out {args.out}: give one folder (--resume DIR alone will do)")
+    out = args.resume or args.out
+    if not out:
+        raise ConfigError("give --out DIR for a new run, or --resume DIR to continue one")
+    last = Path(out) / "last.pt"
+    if not args.config and not (args.resume and last.exists()):
+        raise ConfigError(f"no --config given, and {last} does not exist to take it from")
     overrides = list(args.set)
     if args.train:
         overrides.append(f"train.train_manifest={json.dumps(args.train)}")
@@ -98,14 +119,31 @@ def _train(args) -> int:
         overrides.append(f"train.dev_manifest={json.dumps(args.dev)}")
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
-    config = load_config(args.config, overrides)
+    if args.checkpoint_every is not None:
+        overrides.append(f"train.checkpoint_every={args.checkpoint_every}")
+    if args.config:
+        config = load_config(args.config, overrides)
+    else:
+        config = config_from_dict(checkpoint.load(last)["config"], overrides, str(last))
     if not config.train.train_manifest:
         raise ConfigError(f"{args.config}: no training manifest (give --train or train.train_manifest)")
-    result = train(config, args.out, resume=args.resume)
+    result = train(config, out, resume=bool(args.resume))
+    if result.stopped_by:
+        return 128 + signal.Signals[result.stopped_by].value
     # best_wer stays infinite when no epoch was scored on a dev set
     best = f"{result.best_wer:.2f}%" if math.isfinite(result.best_wer) else "n/a (no dev manifest)"
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
-          f"best dev WER {best}; {Path(args.out) / 'best.pt'}")
+    skipped = f"; {result.skipped_steps} steps skipped for NaN/inf gradients" if result.skipped_steps else ""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
+              f"best dev WER {best}; {Path(out) / 'best.pt'}{skipped}")
+    return 0
+
+
+def _average(args) -> int:
+    from asr import checkpoint
+
+    checkpoint.save(args.out, checkpoint.average(args.checkpoints))
+    print(f"{args.out}: mean of {len(args.checkpoints)} checkpoints")
     return 0
 
 

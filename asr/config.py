@@ -1,7 +1,7 @@
 """Configs are plain dataclasses loaded from YAML; unknown keys are refused.
 
     features: {n_mels: 80, ...}   -> FeatureConfig
-    augment:  {freq_masks: 2, ...} -> SpecAugmentConfig
+    augment:  {freq_masks: 2, ...} -> AugmentConfig
     model:    {hidden: 320, ...}  -> ModelConfig
     train:    {lr: 0.001, ...}    -> TrainConfig
 """
@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.augment import AugmentConfig
+from asr.features import FeatureConfig
 from asr.model import ModelConfig
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class ConfigError(Exception):
@@ -38,31 +42,34 @@ class TrainConfig:
     batch_seconds: float = 200.0  # padded audio seconds per batch (the frame budget)
     max_batch_size: int = 0  # 0: no cap besides the budget
     cache_audio: bool = False  # keep decoded audio in memory (small corpora)
-    speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]; empty: off
     stats_utterances: int = 2000  # normalisation statistics from a random sample this large
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
-    log_every: int = 10
+    # auto: bf16 autocast on a GPU that has it, else fp32; fp16 uses a gradient scaler
+    precision: str = "auto"
+    log_every: int = 10  # steps per log line; also how often DDP ranks agree on stopping
+    checkpoint_every: int = 0  # steps between checkpoints of OUT/last.pt (0: at each epoch only)
+    keep_best: int = 3  # epoch checkpoints kept, the best by dev WER: inputs for `asr average`
 
     def __post_init__(self):
-        positive = ("epochs", "lr", "batch_seconds", "log_every", "stats_utterances")
+        positive = ("epochs", "lr", "batch_seconds", "log_every", "stats_utterances", "keep_best")
         not_negative = ("max_steps", "max_minutes", "warmup_steps", "weight_decay", "grad_clip",
-                        "max_batch_size", "num_workers", "min_lr_ratio")
+                        "max_batch_size", "num_workers", "min_lr_ratio", "checkpoint_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if not all(isinstance(s, (int, float)) and 0.5 <= s <= 2 for s in self.speed_perturb):
-            raise ValueError(f"speed_perturb must list speeds between 0.5 and 2, got {self.speed_perturb}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
 class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -117,6 +124,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Co
             raise ConfigError(f"{path}: cannot read config ({' '.join(str(e).split())})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return config_from_dict(data, overrides, str(path or "defaults"))
+
+
+def config_from_dict(data: dict, overrides: list[str] = (), source: str = "defaults") -> Config:
+    """A Config from nested dicts (a YAML file's, a checkpoint's), after the overrides."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}  # the caller's stays as it was
     for item in overrides:
         key, sep, raw = item.partition("=")
         parts = key.strip().split(".")
@@ -129,7 +142,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Co
     try:
         return from_dict(Config, data)
     except ConfigError as e:
-        raise ConfigError(f"{path or 'defaults'}: {e}") from None
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def to_dict(config: Config) -> dict:

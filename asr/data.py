@@ -12,8 +12,9 @@ import math
 import os
 import random
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
+import numpy as np
 import torch
 
 from asr import audio
@@ -87,29 +88,32 @@ def write_manifest(path: str | os.PathLike, utts: list[Utterance]) -> None:
 
 class AudioDataset(torch.utils.data.Dataset):
     """(waveform, token ids) pairs. `cache=True` keeps decoded audio in memory after first use,
-    worth it for small corpora trained for many epochs on a CPU. `speeds` (e.g. [0.9, 1.0, 1.1])
-    plays each item at a speed drawn from the list (speed perturbation, Ko et al. 2015)."""
+    worth it for small corpora trained for many epochs on a CPU.
+
+    A key is an index, or `(index, epoch)` when `augment` is given: the augmentation drawn for
+    an utterance is a function of the epoch and the index, not of the process that loads it.
+    """
 
     def __init__(self, utts: list[Utterance], vocab: Vocabulary, cache: bool = False,
-                 speeds: list[float] | None = None, seed: int = 0):
+                 augment: Callable[[np.ndarray, int, int], np.ndarray] | None = None):
         self.utts = utts
         self.vocab = vocab
         self.targets = [torch.tensor(vocab.encode(u.text), dtype=torch.long) for u in utts]
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
-        self.speeds = list(speeds or [])
-        self.rng = random.Random(seed)
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.utts)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, epoch = key if isinstance(key, tuple) else (key, 0)
         wave = self.cache.get(i) if self.cache is not None else None
         if wave is None:
             wave = torch.from_numpy(audio.load(self.utts[i].audio_filepath))
             if self.cache is not None:
                 self.cache[i] = wave
-        if self.speeds:
-            wave = torch.from_numpy(audio.change_speed(wave.numpy(), self.rng.choice(self.speeds)))
+        if self.augment is not None:
+            wave = torch.from_numpy(self.augment(wave.numpy(), epoch, i))
         return wave, self.targets[i]
 
 
@@ -124,6 +128,8 @@ class Batch(NamedTuple):
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    """Pad into one batch, longest first: cuDNN's packed LSTM then needs no re-ordering."""
+    items = sorted(items, key=lambda item: len(item[0]), reverse=True)
     waves, targets = zip(*items)
     return Batch(
         torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),
@@ -134,48 +140,71 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):
-    """Batches of similar-length utterances under a budget of padded audio seconds.
+    """Batches of similar-length utterances under a budget of padded audio seconds per process.
 
     Each epoch the durations are jittered (so batches differ between epochs), sorted, cut into
-    batches whose padded size (longest x count) fits `batch_seconds`, and the batch order is
-    shuffled, all from `seed + epoch`. An utterance longer than the budget gets a batch of its own.
+    global batches, and the batch order is shuffled, all from `seed + epoch`: every rank computes
+    the same list. A global batch holds what `world_size` processes can take within the budget
+    (padded size = longest x count per process) and each rank takes every `world_size`-th
+    utterance of it, so its share is about as long as the others'. A global batch has at least
+    `world_size` utterances (one longer than the budget gets a batch of its own per rank); the
+    few left over at the end of an epoch, too few for every rank, wait for the next epoch.
+
+    With `epoch_keys=True` it yields `(index, epoch)` keys for an augmenting `AudioDataset`.
+    `set_epoch(epoch, start=k)` skips the first k batches: where a resumed run left off.
     """
 
-    def __init__(self, durations: list[float], batch_seconds: float, seed: int = 0,
-                 shuffle: bool = True, max_batch_size: int = 0):
+    def __init__(self, durations: list[float], batch_seconds: float, seed: int = 0, shuffle: bool = True,
+                 max_batch_size: int = 0, rank: int = 0, world_size: int = 1, epoch_keys: bool = False):
         if batch_seconds <= 0:
             raise ValueError("batch_seconds must be positive")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        if len(durations) < world_size:
+            raise ValueError(f"{len(durations)} utterances cannot be shared among {world_size} processes")
         self.durations = list(durations)
         self.batch_seconds = batch_seconds
         self.seed = seed
         self.shuffle = shuffle
         self.max_batch_size = max_batch_size
+        self.rank, self.world_size = rank, world_size
+        self.epoch_keys = epoch_keys
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
         rng = random.Random(self.seed + epoch)
-        if self.shuffle:
-            keys = [d * rng.uniform(0.9, 1.1) for d in self.durations]
-        else:
-            keys = self.durations
+        keys = [d * rng.uniform(0.9, 1.1) for d in self.durations] if self.shuffle else self.durations
         order = sorted(range(len(self.durations)), key=keys.__getitem__)
+        w = self.world_size
         batches, current, longest = [], [], 0.0
         for i in order:
             longest_if_added = max(longest, self.durations[i])
-            full = self.max_batch_size and len(current) >= self.max_batch_size
-            if current and (longest_if_added * (len(current) + 1) > self.batch_seconds or full):
+            per_rank = -(-(len(current) + 1) // w)  # ceil: the largest share after adding i
+            over = longest_if_added * per_rank > self.batch_seconds or (self.max_batch_size and per_rank > self.max_batch_size)
+            if len(current) >= w and over:
                 batches.append(current)
                 current, longest_if_added = [], self.durations[i]
             current.append(i)
             longest = longest_if_added
-        if current:
+        if len(current) >= w:
             batches.append(current)
         if self.shuffle:
             rng.shuffle(batches)
-        self.batches = batches
+        self.global_batches = batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
+    @property
+    def batches(self) -> list[list[int]]:
+        """This rank's batches for the whole epoch (including any skipped by `start`)."""
+        return [batch[self.rank::self.world_size] for batch in self.global_batches]
+
+    def global_size(self, k: int) -> int:
+        """Utterances in the k-th step of the epoch over all ranks: what a loss is averaged over."""
+        return len(self.global_batches[k])
+
+    def __iter__(self) -> Iterator[list]:
+        for batch in self.batches[self.start:]:
+            yield [(i, self.epoch) for i in batch] if self.epoch_keys else batch
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.global_batches) - self.start

@@ -84,8 +84,10 @@ class LogMel(nn.Module):
         """Log-mel with each utterance's mean (over its own frames, not the padding) removed."""
         feats, frames = self.raw(waves), self.num_frames(lengths)
         if self.config.cmn:
-            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frames[:, None])[..., None]
-            mean = (feats * valid).sum(1, keepdim=True) / frames[:, None, None]
+            # `lengths` may stay on the CPU (the model wants them there): copy without waiting
+            n = frames.to(feats.device, non_blocking=True)
+            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < n[:, None])[..., None]
+            mean = (feats * valid).sum(1, keepdim=True) / n[:, None, None]
             feats = feats - mean
         return feats, frames
 
@@ -112,42 +114,3 @@ def compute_stats(waves: Iterable[np.ndarray], config: FeatureConfig) -> tuple[t
     mean = total / count
     std = (total_sq / count - mean**2).clamp(min=1e-10).sqrt()
     return mean.float(), std.float()
-
-
-@dataclass
-class SpecAugmentConfig:
-    """SpecAugment (Park et al. 2019) on normalised features; zero masks (the default) = off."""
-
-    freq_masks: int = 0
-    freq_width: int = 27  # widest frequency mask, in mel bins
-    time_masks: int = 0
-    time_width: int = 40  # widest time mask, in frames
-    time_ratio: float = 0.2  # ... and never wider than this fraction of the batch's frames
-
-    def __post_init__(self):
-        if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
-            raise ValueError("mask counts and widths must not be negative")
-        if not 0 < self.time_ratio <= 1:
-            raise ValueError(f"time_ratio must be in (0, 1], got {self.time_ratio}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.freq_masks > 0 or self.time_masks > 0
-
-
-class SpecAugment(nn.Module):
-    """Independent random masks per utterance; masked values are 0, the normalised mean."""
-
-    def __init__(self, config: SpecAugmentConfig):
-        super().__init__()
-        self.config = config
-        self.freq = torchaudio.transforms.FrequencyMasking(config.freq_width, iid_masks=True)
-        self.time = torchaudio.transforms.TimeMasking(config.time_width, iid_masks=True, p=config.time_ratio)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T), the layout torchaudio masks
-        for _ in range(self.config.freq_masks):
-            x = self.freq(x)
-        for _ in range(self.config.time_masks):
-            x = self.time(x)
-        return x.squeeze(1).transpose(1, 2)

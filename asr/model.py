@@ -40,8 +40,14 @@ class BiLSTMCTC(nn.Module):
         self.force_packed = False  # tests compare the two LSTM paths on a CPU
 
     def _lstm_packed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """cuDNN's fused bidirectional LSTM over packed sequences: it never runs over padding."""
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        """cuDNN's fused bidirectional LSTM over packed sequences: it never runs over padding.
+
+        `lengths` should be on the CPU (packing needs them there; moving them from the GPU
+        would wait for it), and longest first as `collate` makes them: packing an unsorted
+        batch copies a permutation to the GPU and waits for that too."""
+        lengths = lengths.cpu()
+        is_sorted = bool((lengths[:-1] >= lengths[1:]).all())
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=is_sorted)
         y, _ = self.lstm(packed)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
         return y
@@ -56,7 +62,7 @@ class BiLSTMCTC(nn.Module):
         """
         b, t, _ = x.shape
         steps = torch.arange(t, device=x.device).expand(b, t)
-        reverse = lengths.to(x.device)[:, None] - 1 - steps
+        reverse = lengths.to(x.device, non_blocking=True)[:, None] - 1 - steps
         index = torch.where(reverse >= 0, reverse, steps)  # its own inverse
 
         def flip(z):
@@ -83,7 +89,7 @@ class BiLSTMCTC(nn.Module):
         s = self.config.stack
         # Zero the padding: the last stacked step of an utterance may hold padded frames, and
         # they must be the same whether the utterance is alone or in a batch.
-        padding = torch.arange(t, device=feats.device)[None, :] >= lengths.to(feats.device)[:, None]
+        padding = torch.arange(t, device=feats.device)[None, :] >= lengths.to(feats.device, non_blocking=True)[:, None]
         feats = feats.masked_fill(padding[..., None], 0.0)
         if t % s:  # pad time to a multiple of the stack, then fold s frames into one step
             feats = nn.functional.pad(feats, (0, 0, 0, s - t % s))

@@ -1,7 +1,24 @@
-"""Training: CTC loss, AdamW, clipping, warm-up + cosine decay, dev WER and checkpoints each epoch.
+"""Training: CTC on the BiLSTM with fused AdamW, warm-up + cosine decay, mixed precision,
+DistributedDataParallel under torchrun, and exact resume.
 
-Leaves OUT/last.pt (after every epoch), OUT/best.pt (best dev WER so far) and OUT/log.jsonl
-(one JSON line per logging interval and per epoch).
+Leaves in OUT:
+    last.pt      everything needed to continue exactly where it stopped: weights, optimizer,
+                 scheduler, grad scaler, position in the epoch, every rank's RNG states. Written
+                 every `checkpoint_every` steps, at the end of each epoch, and on SIGTERM,
+                 SIGUSR1 or Ctrl-C (cluster preemption), after which training stops cleanly.
+    best.pt      the best epoch so far by dev WER (ties: dev loss); weights only
+    epoch-N.pt   the `keep_best` best epochs, weights only: inputs for `asr average`
+    log.jsonl    one JSON line per logging interval and one per epoch
+    tensorboard/ the same numbers, when the tensorboard package is installed
+
+Distributed: `torchrun --nproc_per_node=N -m asr train ...` (any --nnodes). Each rank takes its
+share of every global batch (see BucketBatchSampler); the loss is averaged over the global batch,
+so N processes make the same update as one process given the whole batch. Rank 0 alone writes.
+
+Speed: the step loop adds no waits for the GPU except at logging intervals and checkpoints
+(torch's CUDA CTC loss copies the lengths itself). A NaN/inf gradient
+skips the update on the device (fused AdamW's `found_inf`, the hook GradScaler uses) and is
+counted, instead of being checked on the host each step.
 """
 
 from __future__ import annotations
@@ -9,25 +26,34 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
+import signal
 import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from asr import audio, checkpoint
+from asr.augment import SpecAugment, WaveAugment
 from asr.config import Config, to_dict
-from asr.data import AudioDataset, BucketBatchSampler, Utterance, collate, read_manifest
+from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, read_manifest
 from asr.decode import greedy
-from asr.features import SpecAugment, compute_stats
+from asr.features import compute_stats
 from asr.model import count_parameters
 from asr.score import Score, score
 from asr.text import Vocabulary
 
 log = logging.getLogger("asr.train")
+
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 
 
 class TrainError(Exception):
@@ -41,7 +67,7 @@ class EpochResult(NamedTuple):
     dev_loss: float
     dev_wer: float
     dev_cer: float
-    seconds: float  # wall time since training started
+    seconds: float  # wall time of training so far, resumed runs included
 
 
 class TrainResult(NamedTuple):
@@ -51,6 +77,38 @@ class TrainResult(NamedTuple):
     steps: int
     seconds: float
     parameters: int
+    skipped_steps: int = 0  # updates skipped for a NaN/inf gradient
+    stopped_by: str | None = None  # the signal that stopped training early, e.g. "SIGTERM"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in last.pt so that a resumed run continues exactly."""
+
+    epoch: int = 0  # the epoch in progress (0-based)
+    batch: int = 0  # batches of it already trained
+    step: int = 0
+    seconds: float = 0.0  # wall time of earlier runs
+    skipped: int = 0  # steps skipped for NaN/inf gradients, in all
+    epoch_sums: list = field(default_factory=lambda: [0.0] * len(_SUMS))  # this epoch, all ranks
+    pending: list = field(default_factory=lambda: [0.0] * len(_SUMS))  # since the last log line
+    best: list = field(default_factory=list)  # [{"epoch", "wer", "loss", "file"}], best first
+    history: list = field(default_factory=list)  # EpochResult dicts
+
+
+# What each step adds up, on the device; read only at logging intervals and checkpoints.
+_SUMS = ("loss", "utterances", "good_steps", "skipped_steps", "grad_norm", "samples", "stop")
+
+
+class Distributed(NamedTuple):
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,129 +128,473 @@ def fits_ctc(utt: Utterance, vocab: Vocabulary, config: Config) -> bool:
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainResult:
-    cfg = config.train
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    _seed_everything(cfg.seed)
-    vocab = Vocabulary()
-
-    train_utts = read_manifest(cfg.train_manifest)
-    kept = [u for u in train_utts if fits_ctc(u, vocab, config)]
-    if len(kept) < len(train_utts):
-        log.warning("skipping %d training utterances too short for their transcripts", len(train_utts) - len(kept))
-    if not kept:
-        raise TrainError(f"{cfg.train_manifest}: no utterance has enough frames for its transcript")
-    last = out_dir / "last.pt"
-    if last.exists() and not resume:
-        raise TrainError(f"{last} exists: pass --resume to continue that run, or choose another --out")
-    dev_utts = read_manifest(cfg.dev_manifest) if cfg.dev_manifest else []
-    _check_audio(cfg.train_manifest, kept)
-    _check_audio(cfg.dev_manifest, dev_utts)
-    train_set = AudioDataset(kept, vocab, cache=cfg.cache_audio, speeds=cfg.speed_perturb, seed=cfg.seed)
-    dev_set = AudioDataset(dev_utts, vocab, cache=cfg.cache_audio) if dev_utts else None
-
-    features, model = checkpoint.build(config, vocab)
-    features.to(device)
-    model.to(device)  # before the optimizer exists, so that its state lives on the same device
-    augment = SpecAugment(config.augment) if config.augment.enabled else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = BucketBatchSampler([u.duration for u in kept], cfg.batch_seconds, seed=cfg.seed,
-                                 max_batch_size=cfg.max_batch_size)
-    total_steps = cfg.max_steps or cfg.epochs * len(sampler)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg.warmup_steps, total_steps, cfg.min_lr_ratio))
-
-    state = {"epoch": 0, "step": 0, "best_wer": math.inf, "best_loss": math.inf, "history": []}
-    if resume and last.exists():
-        payload = checkpoint.load(last)
-        if payload["config"]["model"] != to_dict(config)["model"]:
-            raise TrainError(f"{last}: was trained with model {payload['config']['model']}, "
-                             f"the config now says {to_dict(config)['model']}")
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        stats = payload["stats"]
-        state = {k: payload.get(k, v) for k, v in state.items()}
-        log.info("resumed from %s at epoch %d, step %d", last, state["epoch"], state["step"])
-    else:
-        log.info("computing normalisation statistics on %s", cfg.train_manifest)
-        stats = _stats(train_set, config)
-    features.set_stats(stats["mean"], stats["std"])
-    log.info("model: %s parameters, %d train utterances (%.1f h), device %s",
-             f"{count_parameters(model):,}", len(kept), sum(u.duration for u in kept) / 3600, device)
-
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
-    )
-    log_file = open(out_dir / "log.jsonl", "a" if resume else "w", encoding="utf-8")
-    start = time.monotonic()
-    step = state["step"]
-    first_epoch = state["epoch"]
+    """Train `config` into `out_dir`; under torchrun, as one rank of DistributedDataParallel."""
+    ddp = _start_distributed(config.train.device)
     try:
-        for epoch in range(first_epoch, cfg.epochs):
-            if cfg.max_steps and step >= cfg.max_steps:  # a resumed run that had already finished
-                break
-            sampler.set_epoch(epoch)
-            model.train()
-            losses = []
-            for batch in loader:
-                batch = batch.to(device)
-                feats, feat_lens = features(batch.waves, batch.wave_lengths)
-                if augment is not None:
-                    feats = augment(feats)
-                log_probs, out_lens = model(feats, feat_lens)
-                loss = F.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lens, batch.target_lengths,
-                                  blank=vocab.blank, zero_infinity=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                losses.append(loss.item())
-                if step % cfg.log_every == 0:
-                    _write(log_file, step=step, epoch=epoch + 1, loss=round(float(np.mean(losses[-cfg.log_every:])), 4),
-                           lr=scheduler.get_last_lr()[0], grad_norm=round(float(grad_norm), 3),
-                           seconds=round(time.monotonic() - start, 1))
-                    log.info("epoch %d step %d loss %.3f", epoch + 1, step, np.mean(losses[-cfg.log_every:]))
-                if cfg.max_steps and step >= cfg.max_steps:
-                    break
-            dev_loss, dev_score = _evaluate(features, model, vocab, dev_set, cfg.batch_seconds, device) if dev_set else (math.nan, None)
-            train_loss = float(np.mean(losses)) if losses else math.nan
-            # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss. Without a
-            # dev set, the lowest training loss.
-            metric = (dev_score.wer, dev_loss) if dev_score else (math.inf, train_loss)
-            result = EpochResult(epoch + 1, step, train_loss, dev_loss, dev_score.wer if dev_score else math.nan,
-                                 dev_score.cer if dev_score else math.nan, time.monotonic() - start)
-            state["history"].append(result._asdict())
-            _write(log_file, **result._asdict())
-            log.info("epoch %d: train loss %.3f, dev loss %.3f, dev WER %.2f%%, CER %.2f%% (%.0f s)",
-                     *result[:1], *result[2:])
-            is_best = metric < (state["best_wer"], state["best_loss"])
-            if is_best:
-                state["best_wer"], state["best_loss"] = metric
-            payload = {
-                "model": model.state_dict(), "config": to_dict(config), "vocab": vocab.units,
-                "stats": {"mean": stats["mean"], "std": stats["std"]},
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1, "step": step, "best_wer": state["best_wer"], "best_loss": state["best_loss"],
-                "history": state["history"],
-            }
-            checkpoint.save(last, payload)
-            if is_best or not (out_dir / "best.pt").exists():
-                checkpoint.save(out_dir / "best.pt", payload)
-            if cfg.max_steps and step >= cfg.max_steps:
-                break
-            elapsed = time.monotonic() - start
-            epochs_done = epoch + 1 - first_epoch
-            if cfg.max_minutes and elapsed + elapsed / epochs_done > cfg.max_minutes * 60:
-                log.info("stopping: another epoch would pass the %.0f-minute budget", cfg.max_minutes)
-                break
+        return _Trainer(config, Path(out_dir), resume, ddp).run()
     finally:
-        log_file.close()
-    history = [EpochResult(**h) for h in state["history"]]
-    return TrainResult(out_dir, history, state["best_wer"], step, time.monotonic() - start, count_parameters(model))
+        if ddp.world_size > 1:
+            dist.destroy_process_group()
+
+
+def _start_distributed(device_name: str) -> Distributed:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world_size == 1:
+        return Distributed(0, 0, 1, device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank, local_rank, world_size, device)
+
+
+class _Trainer:
+    def __init__(self, config: Config, out_dir: Path, resume: bool, ddp: Distributed):
+        self.config, self.cfg, self.out_dir, self.ddp = config, config.train, out_dir, ddp
+        cfg = self.cfg
+        self.vocab = Vocabulary()
+        self.device = ddp.device
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.last = out_dir / "last.pt"
+        if self.last.exists() and not resume:
+            raise TrainError(f"{self.last} exists: pass --resume to continue that run, or choose another --out")
+
+        train_utts = read_manifest(cfg.train_manifest)
+        self.utts = [u for u in train_utts if fits_ctc(u, self.vocab, config)]
+        if len(self.utts) < len(train_utts) and ddp.main:
+            log.warning("skipping %d training utterances too short for their transcripts", len(train_utts) - len(self.utts))
+        if len(self.utts) < ddp.world_size:
+            raise TrainError(f"{cfg.train_manifest}: {len(self.utts)} usable utterances, fewer than {ddp.world_size} processes")
+        dev_utts = read_manifest(cfg.dev_manifest) if cfg.dev_manifest else []
+        try:
+            wave_augment = WaveAugment(config.augment, cfg.seed) if config.augment.wave_augment else None
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        noise = wave_augment.noise_files if wave_augment else []
+        self._on_main(lambda: (_check_audio(cfg.train_manifest, self.utts), _check_audio(cfg.dev_manifest, dev_utts),
+                               _check_audio(config.augment.noise_dir, [Utterance(p, 0, "") for p in noise])))
+        self.train_set = AudioDataset(self.utts, self.vocab, cache=cfg.cache_audio, augment=wave_augment)
+        self.dev_set = AudioDataset(dev_utts, self.vocab, cache=cfg.cache_audio) if dev_utts else None
+
+        _seed_everything(cfg.seed)
+        self.features, self.model = checkpoint.build(config, self.vocab)
+        self.features.to(self.device)
+        self.model.to(self.device)  # before the optimizer exists, so that its state lives there too
+        torch.manual_seed(cfg.seed + ddp.rank)  # dropout and masks differ between ranks
+        self.spec_augment = SpecAugment(config.augment) if config.augment.spec_augment else None
+        self.amp_dtype, self.precision = _precision(cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        self.sampler = BucketBatchSampler([u.duration for u in self.utts], cfg.batch_seconds, seed=cfg.seed,
+                                          max_batch_size=cfg.max_batch_size, rank=ddp.rank,
+                                          world_size=ddp.world_size, epoch_keys=True)
+        self.total_steps = cfg.max_steps or cfg.epochs * len(self.sampler)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _warmup_cosine(cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio))
+        self.net = self.model
+        if ddp.world_size > 1:
+            # No device_ids: DDP would then move every input to the GPU, lengths included, and
+            # packing needs those on the CPU (fetching them back would wait for the GPU).
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+
+        self.progress = Progress()
+        if resume and self.last.exists():
+            self._restore(checkpoint.load(self.last))
+        else:
+            if ddp.main:
+                log.info("computing normalisation statistics on %s", cfg.train_manifest)
+            self.stats = self._on_main(lambda: _stats(self.utts, config))
+        self.features.set_stats(self.stats["mean"], self.stats["std"])
+        if ddp.main:
+            for stale in out_dir.glob(".*.tmp"):  # left by a process killed while saving
+                stale.unlink(missing_ok=True)
+            log.info("model: %s parameters, %d train utterances (%.1f h), device %s x %d, %s",
+                     f"{count_parameters(self.model):,}", len(self.utts), sum(u.duration for u in self.utts) / 3600,
+                     self.device, ddp.world_size, self.precision)
+        self.stop_signal: str | None = None
+        self.sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        cfg, p = self.cfg, self.progress
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=self.sampler, collate_fn=collate, num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+            worker_init_fn=_ignore_stop_signals,
+            generator=torch.Generator().manual_seed(cfg.seed),  # leaves the global RNG to the model
+        )
+        self.log = _RunLog(self.out_dir, p.step, self.ddp.main)
+        start = self.clock = self.t0 = time.monotonic()
+        first_epoch = p.epoch
+        with _catch_stop_signals(self._on_signal):
+            try:
+                while p.epoch < cfg.epochs and not (cfg.max_steps and p.step >= cfg.max_steps):
+                    self.sampler.set_epoch(p.epoch, start=p.batch)
+                    bar = tqdm(total=len(self.sampler.global_batches), initial=p.batch, desc=f"epoch {p.epoch + 1}",
+                               unit="batch", disable=None if self.ddp.main else True, leave=False, dynamic_ncols=True)
+                    self.bar = bar
+                    for batch in loader:
+                        self._step(batch, self.sampler.global_size(p.batch))
+                        p.batch += 1
+                        p.step += 1
+                        bar.update()
+                        if p.step % cfg.log_every == 0:
+                            self._log_interval()
+                        if self.stop_requested:
+                            break
+                        if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
+                            self._save_last()
+                        if cfg.max_steps and p.step >= cfg.max_steps:
+                            break
+                    bar.close()
+                    if self.stop_requested:
+                        self._save_last()
+                        self.log.info(f"stopped by {self.stop_signal} at step {p.step}: {self.last} holds it; "
+                                      f"continue with: asr train --resume {self.out_dir}")
+                        break
+                    self._end_epoch(finished=p.batch >= len(self.sampler.global_batches))
+                    elapsed = time.monotonic() - start
+                    if cfg.max_minutes and p.epoch > first_epoch:
+                        if elapsed + elapsed / (p.epoch - first_epoch) > cfg.max_minutes * 60:
+                            self.log.info(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
+                            break
+            finally:
+                self.log.close()
+        history = [EpochResult(**h) for h in p.history]
+        best_wer = p.best[0]["wer"] if p.best else math.inf
+        return TrainResult(self.out_dir, history, best_wer, p.step, time.monotonic() - start,
+                           count_parameters(self.model), p.skipped, self.stop_signal)
+
+    @property
+    def stop_requested(self) -> bool:
+        # Ranks agree on stopping only at logging intervals (see _log_interval); alone, at once.
+        return self.agreed_stop if self.ddp.world_size > 1 else self.stop_signal is not None
+
+    agreed_stop = False
+
+    def _step(self, batch, global_size: int) -> None:
+        cfg, device = self.cfg, self.device
+        waves = batch.waves.to(device, non_blocking=True)
+        targets = batch.targets.to(device, non_blocking=True)
+        target_lengths = batch.target_lengths.to(device, non_blocking=True)
+        feats, frames = self.features(waves, batch.wave_lengths)  # lengths stay on the CPU: no waiting
+        if self.spec_augment is not None:
+            feats = self.spec_augment(feats)
+        autocast = torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        with autocast:
+            log_probs, out_lengths = self.net(feats, frames)
+        losses = F.ctc_loss(log_probs.float().transpose(0, 1), targets, out_lengths, batch.target_lengths,
+                            blank=self.vocab.blank, reduction="none", zero_infinity=True) / target_lengths
+        # Sum over this rank's share, divided by the global batch; DDP averages over ranks, so
+        # x world_size: the gradient is that of the mean over the whole global batch.
+        loss = losses.sum() * (self.ddp.world_size / global_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        good = torch.isfinite(grad_norm)
+        if self.scaler:  # it skips a non-finite step itself, also without waiting
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.found_inf = (~good).float()
+            self.optimizer.step()
+            del self.optimizer.found_inf
+        self.scheduler.step()
+        ok = good.double()
+        samples = torch.full((), float(batch.wave_lengths.sum()), dtype=torch.float64, device=device)
+        self.sums += torch.stack([  # in the order of _SUMS
+            torch.where(good, losses.detach().sum().double(), 0.0), ok * len(losses), ok, 1 - ok,
+            torch.where(good, grad_norm.detach().double(), 0.0), samples, torch.zeros_like(ok),
+        ])
+
+    def _gather_sums(self) -> list[float]:
+        """Add up the device counters over ranks and into `pending` (waits for the device)."""
+        p = self.progress
+        if self.stop_signal:
+            self.sums[_SUMS.index("stop")] += 1
+        if self.ddp.world_size > 1:
+            dist.all_reduce(self.sums)
+        sums = self.sums.tolist()
+        self.sums.zero_()
+        self.agreed_stop = self.agreed_stop or sums[_SUMS.index("stop")] > 0
+        sums[_SUMS.index("stop")] = 0.0
+        p.pending = [a + b for a, b in zip(p.pending, sums)]
+        return sums
+
+    def _log_interval(self) -> None:
+        p = self.progress
+        self._gather_sums()
+        s = dict(zip(_SUMS, p.pending))
+        if not s["good_steps"] + s["skipped_steps"]:  # nothing since the last line
+            return
+        p.epoch_sums = [a + b for a, b in zip(p.epoch_sums, p.pending)]
+        p.pending = [0.0] * len(_SUMS)
+        skipped = round(s["skipped_steps"] / self.ddp.world_size)
+        p.skipped += skipped
+        now = time.monotonic()
+        seconds, self.clock = now - self.clock, now
+        audio_seconds = s["samples"] / self.config.features.sample_rate
+        entry = {
+            "step": p.step, "epoch": p.epoch + 1,
+            "loss": round(s["loss"] / s["utterances"], 4) if s["utterances"] else None,
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": round(s["grad_norm"] / s["good_steps"], 3) if s["good_steps"] else None,
+            "audio_seconds_per_second": round(audio_seconds / seconds, 1),
+            "frames_per_second": round(audio_seconds * 1000 / self.config.features.hop_ms / seconds),
+            "skipped": skipped, "seconds": round(p.seconds + now - self.t0, 1),
+        }
+        self.log.write(entry)
+        if self.bar.disable:
+            self.log.info(f"epoch {entry['epoch']} step {p.step} loss {entry['loss']} lr {entry['lr']:.2e} "
+                          f"{entry['audio_seconds_per_second']} audio-s/s" + (f" skipped {skipped}" if skipped else ""))
+        else:
+            self.bar.set_postfix(loss=entry["loss"], audio_s_per_s=entry["audio_seconds_per_second"], refresh=False)
+
+    def _end_epoch(self, finished: bool) -> None:
+        """Dev scores, the log line, best-K bookkeeping and last.pt. `finished` is False when
+        max_steps stopped the epoch part-way: last.pt then keeps the position within it."""
+        p, cfg = self.progress, self.cfg
+        self._log_interval()
+        s = dict(zip(_SUMS, p.epoch_sums))
+        train_loss = s["loss"] / s["utterances"] if s["utterances"] else math.nan
+        dev_loss, dev_score = self._evaluate() if self.dev_set else (math.nan, None)
+        result = EpochResult(p.epoch + 1, p.step, train_loss, dev_loss, dev_score.wer if dev_score else math.nan,
+                             dev_score.cer if dev_score else math.nan,
+                             round(p.seconds + time.monotonic() - self.t0, 1))
+        p.history.append(result._asdict())
+        self.log.write({**result._asdict(), "skipped": p.skipped})
+        self.log.info("epoch %d: train loss %.3f, dev loss %.3f, dev WER %.2f%%, CER %.2f%% (%.0f s)"
+                      % (result.epoch, *result[2:]))
+        # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss; without a dev
+        # set, the lowest training loss.
+        wer, loss = (dev_score.wer, dev_loss) if dev_score else (math.inf, train_loss)
+        new_best = self._rank_epoch(result.epoch, wer, loss)
+        if finished:
+            p.epoch, p.batch, p.epoch_sums = p.epoch + 1, 0, [0.0] * len(_SUMS)
+        self._save_last()
+        if self.ddp.main:
+            weights = self._weights(epoch=result.epoch, step=p.step, dev_wer=wer, dev_loss=loss)
+            if new_best:
+                checkpoint.save(self.out_dir / new_best, weights)
+            if p.best and p.best[0]["epoch"] == result.epoch or not (self.out_dir / "best.pt").exists():
+                checkpoint.save(self.out_dir / "best.pt", weights)
+
+    def _rank_epoch(self, epoch: int, wer: float, loss: float) -> str | None:
+        """Enter the epoch into the best-K list; return its file name if it made the list."""
+        best = self.progress.best
+        best[:] = [e for e in best if e["epoch"] != epoch]  # an epoch cut short by max_steps, then resumed
+        entry = {"epoch": epoch, "wer": wer, "loss": loss, "file": f"epoch-{epoch}.pt"}
+        best.append(entry)
+        best.sort(key=lambda e: (e["wer"], e["loss"], -e["epoch"]))
+        for dropped in best[self.cfg.keep_best:]:
+            if self.ddp.main:
+                (self.out_dir / dropped["file"]).unlink(missing_ok=True)
+        del best[self.cfg.keep_best:]
+        return entry["file"] if entry in best else None
+
+    @torch.no_grad()
+    def _evaluate(self) -> tuple[float, Score]:
+        """Mean per-utterance dev loss and greedy WER/CER; each rank scores a share."""
+        dataset = self.dev_set
+        self.model.eval()
+        order = sorted(range(len(dataset)), key=lambda i: dataset.utts[i].duration)[self.ddp.rank::self.ddp.world_size]
+        share = BucketBatchSampler([dataset.utts[i].duration for i in order], self.cfg.batch_seconds, shuffle=False) if order else []
+        losses, refs, hyps = [], [], []
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        for positions in share:
+            indices = [order[k] for k in positions]
+            items = [dataset[i] for i in indices]
+            batch = collate(items)
+            feats, frames = self.features(batch.waves.to(self.device), batch.wave_lengths)
+            with autocast:
+                log_probs, out_lengths = self.model(feats, frames)
+            loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(self.device), out_lengths,
+                              batch.target_lengths, blank=self.vocab.blank, reduction="none", zero_infinity=True)
+            losses += (loss.cpu() / batch.target_lengths).tolist()
+            hyps += [h.text for h in greedy(log_probs.float().cpu(), out_lengths.cpu(), self.vocab)]
+            refs += [self.vocab.decode(t[:n].tolist()) for t, n in zip(batch.targets, batch.target_lengths)]
+        self.model.train()
+        if self.ddp.world_size > 1:
+            shares = [None] * self.ddp.world_size
+            dist.all_gather_object(shares, (losses, refs, hyps))
+            losses, refs, hyps = (sum((s[k] for s in shares), []) for k in range(3))
+        return float(np.mean(losses)), score(refs, hyps)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _weights(self, **extra) -> dict:
+        return {"model": self.model.state_dict(), "config": to_dict(self.config), "vocab": self.vocab.units,
+                "stats": self.stats, **extra}
+
+    def _save_last(self) -> None:
+        """All ranks take part (their RNG states are gathered); rank 0 writes."""
+        self._gather_sums()
+        p = self.progress
+        rng = [_rng_state(self.device)]
+        if self.ddp.world_size > 1:
+            rng = [None] * self.ddp.world_size
+            dist.all_gather_object(rng, _rng_state(self.device))
+        if not self.ddp.main:
+            return
+        saved = asdict(p)
+        saved["seconds"] = p.seconds + time.monotonic() - self.t0
+        checkpoint.save(self.last, {
+            **self._weights(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None, "progress": saved, "rng": rng,
+            "world_size": self.ddp.world_size,
+            # read by `asr evaluate`-style tools and older code: the same facts, flat
+            "epoch": p.epoch, "step": p.step, "history": p.history,
+            "best_wer": p.best[0]["wer"] if p.best else math.inf,
+        })
+
+    def _restore(self, payload: dict) -> None:
+        now, then = to_dict(self.config)["model"], payload["config"]["model"]
+        if then != now:
+            raise TrainError(f"{self.last}: was trained with model {then}, the config now says {now}")
+        if "progress" not in payload:
+            raise TrainError(f"{self.last}: written by an older asr without a training position; start a new run")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if self.scaler and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        self.stats = payload["stats"]
+        self.progress = Progress(**payload["progress"])
+        rng = payload.get("rng") or []
+        if len(rng) == self.ddp.world_size:
+            _set_rng_state(rng[self.ddp.rank], self.device)
+        elif self.ddp.main:
+            log.warning("%s was written by %d processes, not %d: random draws will differ from an unbroken run",
+                        self.last, len(rng), self.ddp.world_size)
+        if self.ddp.main:
+            log.info("resumed from %s at epoch %d, step %d", self.last, self.progress.epoch + 1, self.progress.step)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _on_signal(self, name: str) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = name
+            if self.ddp.main:
+                log.warning("%s: saving a checkpoint and stopping after this step", name)
+
+    def _on_main(self, fn: Callable):
+        """fn() on rank 0 only; every rank gets its result, or raises its error."""
+        outcome = None
+        if self.ddp.main:
+            try:
+                outcome = ("ok", fn())
+            except (TrainError, ManifestError, audio.AudioError, ValueError) as e:
+                outcome = ("error", str(e))
+        if self.ddp.world_size > 1:
+            box = [outcome]
+            dist.broadcast_object_list(box, src=0)
+            outcome = box[0]
+        if outcome[0] == "error":
+            raise TrainError(outcome[1])
+        return outcome[1]
+
+
+class _RunLog:
+    """log.jsonl (and TensorBoard when installed) on rank 0; nothing elsewhere."""
+
+    def __init__(self, out_dir: Path, resume_step: int, main: bool):
+        self.main = main
+        self.file = self.tensorboard = None
+        if not main:
+            return
+        path = out_dir / "log.jsonl"
+        # A run killed after its last checkpoint logged steps that the resumed run repeats.
+        kept = []
+        if resume_step and path.exists():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+        self.file = open(path, "w", encoding="utf-8")
+        self.file.writelines(line + "\n" for line in kept)
+        self.file.flush()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            pass
+        else:
+            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resume_step or None)
+
+    def write(self, entry: dict) -> None:
+        if not self.main:
+            return
+        # null, not NaN (which is not JSON): no dev set, or nothing to average yet
+        entry = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in entry.items()}
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+        if self.tensorboard:
+            prefix = "epoch" if "dev_wer" in entry else "train"
+            for key, value in entry.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(f"{prefix}/{key}", value, entry["step"])
+
+    def info(self, message: str) -> None:
+        if self.main:
+            log.info(message)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.tensorboard:
+            self.tensorboard.close()
+
+
+class _catch_stop_signals:
+    """SIGTERM, SIGUSR1 and the first Ctrl-C call `handler(name)` instead of killing the process;
+    a second Ctrl-C interrupts at once. Previous handlers come back on exit."""
+
+    def __init__(self, handler: Callable[[str], None]):
+        self.handler = handler
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if name == "SIGINT":
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.handler(name)
+
+    def __enter__(self):
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers outlive a SIGTERM sent to the whole process group (as SLURM does), so
+    that the main process can finish its step and save; it stops them itself."""
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def _precision(name: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype (None: fp32) and its name."""
+    if name == "auto":
+        name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name != "fp32" and device.type != "cuda":
+        # oneDNN has no reduced-precision LSTM on most CPUs ("could not create a primitive")
+        raise TrainError(f"train.precision={name} needs a CUDA device; on {device.type} use fp32 (or auto)")
+    if name == "bf16" and not torch.cuda.is_bf16_supported():
+        raise TrainError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bfloat16; use fp16")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name], name
 
 
 def _check_audio(manifest: str, utts: list[Utterance]) -> None:
@@ -208,31 +610,36 @@ def _check_audio(manifest: str, utts: list[Utterance]) -> None:
         raise TrainError(f"{manifest}: {problems[0]}{more}")
 
 
-def _stats(dataset: AudioDataset, config: Config) -> dict:
-    """Normalisation statistics over (at most `stats_utterances` of) the training audio."""
-    indices = list(range(len(dataset)))
+def _stats(utts: list[Utterance], config: Config) -> dict:
+    """Normalisation statistics over (at most `stats_utterances` of) the training audio, as
+    recorded: augmentation is not applied."""
+    indices = list(range(len(utts)))
     random.Random(config.train.seed).shuffle(indices)
-    mean, std = compute_stats((dataset[i][0].numpy() for i in indices[: config.train.stats_utterances]), config.features)
+    waves = (audio.load(utts[i].audio_filepath) for i in indices[: config.train.stats_utterances])
+    mean, std = compute_stats(waves, config.features)
     return {"mean": mean, "std": std}
 
 
-@torch.no_grad()
-def _evaluate(features, model, vocab, dataset, batch_seconds, device) -> tuple[float, Score]:
-    """Dev loss (mean over batches) and greedy WER/CER."""
-    model.eval()
-    sampler = BucketBatchSampler([u.duration for u in dataset.utts], batch_seconds, shuffle=False)
-    losses, refs, hyps = [], [], []
-    for indices in sampler:
-        batch = collate([dataset[i] for i in indices]).to(device)
-        feats, feat_lens = features(batch.waves, batch.wave_lengths)
-        log_probs, out_lens = model(feats, feat_lens)
-        loss = F.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lens, batch.target_lengths,
-                          blank=vocab.blank, zero_infinity=True)
-        losses.append(loss.item())
-        hyps += [h.text for h in greedy(log_probs.cpu(), out_lens.cpu(), vocab)]
-        refs += [vocab.decode(dataset.targets[i].tolist()) for i in indices]
-    model.train()
-    return float(np.mean(losses)), score(refs, hyps)
+def _rng_state(device: torch.device) -> dict:
+    """Every generator training draws from, as plain lists and tensors (weights_only-loadable)."""
+    version, state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(state), gauss],
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    version, values, gauss = state["python"]
+    random.setstate((version, tuple(values), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _warmup_cosine(warmup: int, total: int, min_ratio: float):
@@ -248,8 +655,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _write(f, **entry) -> None:
-    f.write(json.dumps(entry) + "\n")
-    f.flush()

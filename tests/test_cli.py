@@ -136,3 +136,23 @@ def test_repeated_set_options_accumulate():
 
     args = _parser().parse_args(["train", "--config", "c.yaml", "--out", "o", "--set", "a.b=1", "c.d=2", "--set", "e.f=3"])
     assert args.set == ["a.b=1", "c.d=2", "e.f=3"]
+
+
+def test_train_needs_a_folder_and_a_config_from_somewhere(tmp_path, capsys):
+    assert main(["train", "--config", str(ROOT / "conf" / "tiny.yaml")]) == 1
+    assert "give --out DIR for a new run, or --resume DIR" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 1
+    assert f"no --config given, and {tmp_path / 'run' / 'last.pt'} does not exist" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 1
+    assert "give one folder" in capsys.readouterr().err
+
+
+def test_resume_takes_the_config_from_the_run(tmp_path, tone_manifest, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(tone_manifest),
+                 "--resume", str(out), "--max-steps", "2"]) == 0  # no last.pt yet: a fresh start
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--max-steps", "3"]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out  # 2 before, 1 now
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines if "train_loss" in e] == [2, 3]  # the first run's epoch line kept

@@ -1,0 +1,122 @@
+"""Training-time augmentation: speed perturbation and additive noise on the waveform (in the
+data loader), SpecAugment on the normalised features (on the training device).
+
+Waveform draws come from a generator seeded by (seed, epoch, utterance): whichever worker,
+rank or resumed run loads an utterance, it gets the same speed, noise file, offset and SNR.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+from torch import nn
+
+from asr import audio
+
+
+@dataclass
+class AugmentConfig:
+    """Everything is off by default."""
+
+    # SpecAugment (Park et al. 2019) on normalised features
+    freq_masks: int = 0
+    freq_width: int = 27  # widest frequency mask, in mel bins
+    time_masks: int = 0
+    time_width: int = 40  # widest time mask, in frames
+    time_ratio: float = 0.2  # ... and never wider than this fraction of the batch's frames
+    # Speed perturbation (Ko et al. 2015): each utterance played at a speed drawn from the list
+    speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
+    # Additive noise: a random stretch of a random file under noise_dir, at an SNR drawn
+    # uniformly from noise_snr (dB), added to a noise_prob fraction of the utterances
+    noise_dir: str = ""
+    noise_prob: float = 0.5
+    noise_snr: list = field(default_factory=lambda: [5.0, 20.0])
+
+    def __post_init__(self):
+        if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
+            raise ValueError("mask counts and widths must not be negative")
+        if not 0 < self.time_ratio <= 1:
+            raise ValueError(f"time_ratio must be in (0, 1], got {self.time_ratio}")
+        if not all(_number(s) and 0.5 <= s <= 2 for s in self.speed_perturb):
+            raise ValueError(f"speed_perturb must list speeds between 0.5 and 2, got {self.speed_perturb}")
+        if not 0 <= self.noise_prob <= 1:
+            raise ValueError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
+        if len(self.noise_snr) != 2 or not all(map(_number, self.noise_snr)) or self.noise_snr[0] > self.noise_snr[1]:
+            raise ValueError(f"noise_snr must be [low, high] in dB, got {self.noise_snr}")
+
+    @property
+    def spec_augment(self) -> bool:
+        return self.freq_masks > 0 or self.time_masks > 0
+
+    @property
+    def wave_augment(self) -> bool:
+        return bool(self.speed_perturb) or bool(self.noise_dir)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class SpecAugment(nn.Module):
+    """Independent random masks per utterance; masked values are 0, the normalised mean."""
+
+    def __init__(self, config: AugmentConfig):
+        super().__init__()
+        self.config = config
+        self.freq = torchaudio.transforms.FrequencyMasking(config.freq_width, iid_masks=True)
+        self.time = torchaudio.transforms.TimeMasking(config.time_width, iid_masks=True, p=config.time_ratio)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T), the layout torchaudio masks
+        for _ in range(self.config.freq_masks):
+            x = self.freq(x)
+        for _ in range(self.config.time_masks):
+            x = self.time(x)
+        return x.squeeze(1).transpose(1, 2)
+
+
+class WaveAugment:
+    """Speed perturbation and additive noise for one waveform, drawn from (seed, epoch, index)."""
+
+    def __init__(self, config: AugmentConfig, seed: int = 0):
+        self.config = config
+        self.seed = seed
+        self.noise_files = find_noise(config.noise_dir) if config.noise_dir else []
+
+    def __call__(self, wave: np.ndarray, epoch: int, index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if self.config.speed_perturb:
+            wave = audio.change_speed(wave, float(rng.choice(self.config.speed_perturb)))
+        if self.noise_files and rng.random() < self.config.noise_prob:
+            noise = audio.load(self.noise_files[rng.integers(len(self.noise_files))])
+            wave = add_noise(wave, noise, rng.uniform(*self.config.noise_snr), rng)
+        return wave
+
+
+def find_noise(folder: str | os.PathLike) -> list[str]:
+    """Every audio file under `folder` (recursively), sorted so that draws are reproducible."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"augment.noise_dir {folder}: not a directory")
+    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"augment.noise_dir {folder}: no audio files ({', '.join(audio.AUDIO_EXTENSIONS)})")
+    return files
+
+
+def add_noise(wave: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """`wave` plus a random stretch of `noise` (looped if shorter) scaled to `snr_db`."""
+    if len(noise) < len(wave):
+        noise = np.tile(noise, -(-len(wave) // len(noise)))
+    start = rng.integers(len(noise) - len(wave) + 1)
+    noise = noise[start:start + len(wave)]
+    signal_power, noise_power = np.mean(wave**2), np.mean(noise**2)
+    if signal_power == 0 or noise_power == 0:  # silence in, or a silent noise file: nothing to scale to
+        return wave
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return (wave + scale * noise).astype(np.float32)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.augment import AugmentConfig, SpecAugment, WaveAugment, add_noise
+from asr.config import ConfigError, load_config
+from asr.data import AudioDataset, BucketBatchSampler, Utterance
+from asr.text import Vocabulary
+
+
+def test_spec_augment_masks_some_values_only():
+    torch.manual_seed(0)
+    feats = torch.randn(4, 300, 80)
+    out = SpecAugment(AugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=20))(feats)
+    assert out.shape == feats.shape
+    masked = out == 0
+    assert masked.any() and masked.float().mean() < 0.5
+    assert torch.equal(out[~masked], feats[~masked])
+    assert not AugmentConfig().spec_augment and not AugmentConfig().wave_augment
+
+
+def _one_second(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(16000, dtype=np.float32), 16000)
+    return [Utterance(str(tmp_path / "a.wav"), 1.0, "HI")]
+
+
+def test_speed_perturbation_changes_length_not_targets(tmp_path):
+    utts = _one_second(tmp_path)
+    plain = AudioDataset(utts, Vocabulary(), cache=True)
+    perturbed = AudioDataset(utts, Vocabulary(), cache=True, augment=WaveAugment(AugmentConfig(speed_perturb=[0.9, 1.1])))
+    lengths = {len(perturbed[0, epoch][0]) for epoch in range(20)}
+    assert lengths == {17778, 14545}
+    assert len(plain[0][0]) == 16000 and plain[0][0] is plain[0][0]  # decoded once, then cached
+    assert perturbed[0, 0][1].tolist() == plain[0][1].tolist()
+
+
+def test_draws_depend_on_seed_epoch_and_index_only(tmp_path):
+    """Any worker, rank or resumed run that loads an utterance gets the same augmentation."""
+    rng = np.random.default_rng(0)
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    for name in ("hum.wav", "hiss.flac"):
+        sf.write(noise_dir / name, rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    config = AugmentConfig(speed_perturb=[0.9, 1.0, 1.1], noise_dir=str(noise_dir), noise_prob=0.5)
+    wave = np.sin(np.arange(16000) / 10).astype(np.float32)
+    a, b = WaveAugment(config, seed=1), WaveAugment(config, seed=1)
+    draws = [a(wave, epoch, index) for epoch in range(4) for index in range(4)]
+    again = [b(wave, epoch, index) for epoch in reversed(range(4)) for index in reversed(range(4))][::-1]
+    assert all(np.array_equal(x, y) for x, y in zip(draws, again))
+    assert len({x.tobytes() for x in draws}) > 8  # and they do vary
+    assert not np.array_equal(WaveAugment(config, seed=2)(wave, 0, 0), draws[0]) or \
+        not np.array_equal(WaveAugment(config, seed=2)(wave, 0, 1), draws[1])
+
+
+def test_noise_is_added_at_the_drawn_snr():
+    rng = np.random.default_rng(0)
+    wave = np.sin(np.arange(16000) / 7).astype(np.float32)
+    noise = rng.standard_normal(5000).astype(np.float32)  # shorter than the speech: looped
+    for snr in (0.0, 10.0, 20.0):
+        mixed = add_noise(wave, noise, snr, rng)
+        added = mixed - wave
+        assert len(mixed) == len(wave)
+        measured = 10 * np.log10(np.mean(wave**2) / np.mean(added**2))
+        assert measured == pytest.approx(snr, abs=0.01)
+    assert add_noise(np.zeros(100, np.float32), noise, 10.0, rng).tolist() == [0.0] * 100
+
+
+def test_bad_augment_configs_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="speed_perturb"):
+        load_config(None, ["augment.speed_perturb=[3.0]"])
+    with pytest.raises(ConfigError, match="noise_snr"):
+        load_config(None, ["augment.noise_snr=[20, 5]"])
+    with pytest.raises(ValueError, match="no audio files"):
+        WaveAugment(AugmentConfig(noise_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="not a directory"):
+        WaveAugment(AugmentConfig(noise_dir=str(tmp_path / "nope")))
+
+
+def test_epoch_keys_from_the_sampler_reach_the_dataset(tmp_path):
+    utts = _one_second(tmp_path) * 3
+    dataset = AudioDataset(utts, Vocabulary(), augment=WaveAugment(AugmentConfig(speed_perturb=[0.9, 1.1])))
+    sampler = BucketBatchSampler([1.0] * 3, 10.0, epoch_keys=True)
+    sampler.set_epoch(5)
+    keys = [k for batch in sampler for k in batch]
+    assert sorted(keys) == [(0, 5), (1, 5), (2, 5)]
+    assert all(len(dataset[k][0]) in (17778, 14545) for k in keys)
