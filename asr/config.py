@@ -46,7 +46,8 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
-    # auto: bf16 autocast on a GPU that has it, else fp32; fp16 uses a gradient scaler
+    # auto: bf16 autocast on a GPU that has it, else fp32. Both bf16 and fp16 use a gradient
+    # scaler: under autocast, torch runs the cuDNN LSTM in fp16 either way (see train.py).
     precision: str = "auto"
     log_every: int = 10  # steps per log line; also how often DDP ranks agree on stopping
     checkpoint_every: int = 0  # steps between checkpoints of OUT/last.pt (0: at each epoch only)

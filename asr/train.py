@@ -185,7 +185,10 @@ class _Trainer:
         torch.manual_seed(cfg.seed + ddp.rank)  # dropout and masks differ between ranks
         self.spec_augment = SpecAugment(config.augment) if config.augment.spec_augment else None
         self.amp_dtype, self.precision = _precision(cfg.precision, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        # A gradient scaler with bf16 too: under CUDA autocast, PyTorch runs cuDNN RNNs in fp16
+        # whatever the autocast dtype (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so
+        # the LSTM's gradients need fp16's protection against underflow even when all else is bf16.
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision != "fp32" else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.sampler = BucketBatchSampler([u.duration for u in self.utts], cfg.batch_seconds, seed=cfg.seed,
                                           max_batch_size=cfg.max_batch_size, rank=ddp.rank,
@@ -213,7 +216,8 @@ class _Trainer:
             log.info("model: %s parameters, %d train utterances (%.1f h), device %s x %d, %s",
                      f"{count_parameters(self.model):,}", len(self.utts), sum(u.duration for u in self.utts) / 3600,
                      self.device, ddp.world_size, self.precision)
-        self.stop_signal: str | None = None
+        self.stop_signal: str | None = None  # set by a signal handler
+        self.agreed_stop = False  # every rank has heard of one (see _gather_sums)
         self.sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -250,12 +254,13 @@ class _Trainer:
                         if cfg.max_steps and p.step >= cfg.max_steps:
                             break
                     bar.close()
-                    if self.stop_requested:
+                    if not self.stop_requested:
+                        self._end_epoch(finished=p.batch >= len(self.sampler.global_batches))
+                    if self.stop_requested:  # (the end of an epoch is also where ranks agree on it)
                         self._save_last()
                         self.log.info(f"stopped by {self.stop_signal} at step {p.step}: {self.last} holds it; "
                                       f"continue with: asr train --resume {self.out_dir}")
                         break
-                    self._end_epoch(finished=p.batch >= len(self.sampler.global_batches))
                     elapsed = time.monotonic() - start
                     if cfg.max_minutes and p.epoch > first_epoch:
                         if elapsed + elapsed / (p.epoch - first_epoch) > cfg.max_minutes * 60:
@@ -272,8 +277,6 @@ class _Trainer:
     def stop_requested(self) -> bool:
         # Ranks agree on stopping only at logging intervals (see _log_interval); alone, at once.
         return self.agreed_stop if self.ddp.world_size > 1 else self.stop_signal is not None
-
-    agreed_stop = False
 
     def _step(self, batch, global_size: int) -> None:
         cfg, device = self.cfg, self.device
@@ -358,7 +361,7 @@ class _Trainer:
     def _end_epoch(self, finished: bool) -> None:
         """Dev scores, the log line, best-K bookkeeping and last.pt. `finished` is False when
         max_steps stopped the epoch part-way: last.pt then keeps the position within it."""
-        p, cfg = self.progress, self.cfg
+        p = self.progress
         self._log_interval()
         s = dict(zip(_SUMS, p.epoch_sums))
         train_loss = s["loss"] / s["utterances"] if s["utterances"] else math.nan
@@ -368,8 +371,8 @@ class _Trainer:
                              round(p.seconds + time.monotonic() - self.t0, 1))
         p.history.append(result._asdict())
         self.log.write({**result._asdict(), "skipped": p.skipped})
-        self.log.info("epoch %d: train loss %.3f, dev loss %.3f, dev WER %.2f%%, CER %.2f%% (%.0f s)"
-                      % (result.epoch, *result[2:]))
+        dev = f", dev loss {dev_loss:.3f}, dev WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if dev_score else ""
+        self.log.info(f"epoch {result.epoch}: train loss {train_loss:.3f}{dev} ({result.seconds:.0f} s)")
         # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss; without a dev
         # set, the lowest training loss.
         wer, loss = (dev_score.wer, dev_loss) if dev_score else (math.inf, train_loss)
@@ -511,8 +514,8 @@ class _RunLog:
         # A run killed after its last checkpoint logged steps that the resumed run repeats.
         kept = []
         if resume_step and path.exists():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if _step_of(line) <= resume_step]
         self.file = open(path, "w", encoding="utf-8")
         self.file.writelines(line + "\n" for line in kept)
         self.file.flush()
@@ -545,6 +548,14 @@ class _RunLog:
             self.file.close()
         if self.tensorboard:
             self.tensorboard.close()
+
+
+def _step_of(line: str) -> float:
+    """The step a log line records; infinite for a line torn by a kill (dropped on resume)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 class _catch_stop_signals:

@@ -1,13 +1,21 @@
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from asr import checkpoint
+from asr.config import load_config
 from asr.data import read_manifest
 from asr.train import EpochResult, TrainError, train
 from asr.transcribe import transcribe
-from conftest import MEMORISED
+from conftest import MEMORISED, ROOT
 
 
 def test_tiny_model_learns_and_decodes_a_memorised_utterance(memorised):
@@ -87,17 +95,6 @@ def test_unreadable_training_audio_stops_before_the_first_step(tmp_path, tone_ma
 
 # -- exact resume, preemption, distributed ---------------------------------------------------------
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import torch
-
-from asr.config import load_config
-from conftest import ROOT
 
 # Every random draw in play: dropout, SpecAugment, speed perturbation.
 EXACT = ["model.dropout=0.2", "model.layers=2", "augment.freq_masks=1", "augment.time_masks=1",
@@ -147,6 +144,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(tm
     proc.communicate()
     killed_at = checkpoint.load(out / "last.pt")["progress"]["step"]
     assert 4 <= killed_at < steps, "the run finished before it was killed: nothing tested"
+
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 9')  # as if the kill had landed mid-line
 
     proc = _asr(*args)  # the same command again, as a requeued job would run it
     stdout, stderr = proc.communicate(timeout=300)
@@ -212,6 +212,25 @@ def test_two_process_ddp_makes_the_same_updates_as_one_process_on_the_global_bat
                 assert a[key] == pytest.approx(b[key], rel=1e-4), key
 
 
+
+def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, tone_manifest):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "asr", "train",
+         "--config", ROOT / "conf" / "tiny.yaml", "--train", tone_manifest, "--out", out,
+         "--set", "train.epochs=500", "train.batch_seconds=4", "train.log_every=2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log_file = out / "log.jsonl"
+    _wait_for(lambda: log_file.exists() and len(log_file.read_text().splitlines()) >= 2, proc)
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both ranks
+    _, stderr = proc.communicate(timeout=120)
+    assert stderr.count("stopped by SIGTERM at step") == 1, stderr  # rank 0 reports
+    saved = checkpoint.load(out / "last.pt")
+    assert saved["world_size"] == 2 and len(saved["rng"]) == 2
+    assert saved["progress"]["step"] >= 2  # (ranks that disagreed would hang in the next collective)
+    checkpoint.load_recognizer(out / "last.pt")
+
 def test_a_nan_step_is_skipped_and_counted(tmp_path, tone_manifest, monkeypatch):
     from asr.model import BiLSTMCTC
 
@@ -252,7 +271,7 @@ def test_fp16_grad_scaler_skips_overflowing_steps(tmp_path, tone_manifest, monke
 
 def test_reduced_precision_on_a_cpu_is_refused(tmp_path, tone_manifest):
     with pytest.raises(TrainError, match="precision=bf16 needs a CUDA device"):
-        train(_config(tone_manifest, ["train.precision=bf16"]), tmp_path / "exp", )
+        train(_config(tone_manifest, ["train.precision=bf16"]), tmp_path / "exp")
 
 
 def test_keeps_the_best_k_epochs_and_averages_them(tmp_path, tone_manifest):
@@ -276,3 +295,17 @@ def test_keeps_the_best_k_epochs_and_averages_them(tmp_path, tone_manifest):
     assert other.steps == 1
     assert main(["average", str(files[0]), str(tmp_path / "other" / "best.pt"), "--out", str(tmp_path / "x.pt")]) == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_noise_files_are_checked_before_the_first_step(tmp_path, tone_manifest):
+    import numpy as np
+    import soundfile as sf
+
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    sf.write(noise / "hum.wav", (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    config = _config(tone_manifest, [f"augment.noise_dir={noise}", "augment.noise_prob=1.0", "train.max_steps=2"])
+    assert train(config, tmp_path / "ok").steps == 2
+    (noise / "broken.flac").write_bytes(b"fLaC and then nothing")
+    with pytest.raises(TrainError, match=r"noise: .*broken.flac: not a readable audio file"):
+        train(config, tmp_path / "bad")

@@ -1,0 +1,29 @@
+"""The tools under tools/ run and print what their docs promise."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _tool(*args):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_plot_training_draws_a_run(memorised, tmp_path):
+    run = _tool(ROOT / "tools" / "plot_training.py", memorised.exp / "log.jsonl", "--out", tmp_path / "curve.png")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "empty.jsonl").write_text("")
+    run = _tool(ROOT / "tools" / "plot_training.py", tmp_path / "empty.jsonl", "--out", tmp_path / "x.png")
+    assert run.returncode == 1 and "no training lines" in run.stderr
+
+
+def test_bench_train_times_the_step_and_the_bare_lstm():
+    run = _tool(ROOT / "tools" / "bench_train.py", "--config", ROOT / "conf" / "tiny.yaml", "--batch", 2,
+                "--seconds", 1, "--steps", 2, "--warmup", 1)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert any(line.startswith("asr training step") and "audio-s/s" in line for line in lines), run.stdout
+    assert any(line.startswith("bare nn.LSTM fwd+bwd") for line in lines)
+    assert any(line.startswith("ratio: ") for line in lines)
