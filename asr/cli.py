@@ -21,10 +21,13 @@ from asr.audio import AudioError
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data import ManifestError
+from asr.decode import DecodeError
+from asr.lm import LMError
 from asr.prepare import PrepareError
 from asr.train import TrainError
 
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, PrepareError, TrainError)
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, DecodeError, LMError, ManifestError, PrepareError,
+               TrainError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,19 +76,68 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the averaged checkpoint")
     p.set_defaults(run=_average)
 
+    p = sub.add_parser("lm", help="n-gram language models")
+    lm = p.add_subparsers(dest="lm_command", required=True)
+    p = lm.add_parser("build", help="estimate an interpolated modified Kneser-Ney model; write ARPA")
+    p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
+    p.add_argument("--order", type=int, default=4)
+    p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
+    p.add_argument("--units", choices=["words", "chars"], default="words",
+                   help="chars: letters and '|', for lexicon-free decoding")
+    p.add_argument("--prune", type=int, nargs="+", default=[], metavar="N",
+                   help="per order from 1: drop n-grams seen at most N times (unigrams are always kept)")
+    p.add_argument("--lexicon", help="also write the words' spellings here (lexicon-constrained decoding)")
+    p.set_defaults(run=_lm_build)
+
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--manifest", required=True)
     p.add_argument("--report", help="write scores and every hypothesis to this JSON file")
     p.add_argument("--device", default="auto")
+    _decoding_options(p)
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("transcribe", help="transcribe audio files")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--device", default="auto")
+    _decoding_options(p)
     p.set_defaults(run=_transcribe)
+
+    p = sub.add_parser("tune-lm", help="search LM weight and word score on a dev set")
+    p.add_argument("--model", required=True, help="checkpoint (.pt)")
+    p.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
+    p.add_argument("--word-scores", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0])
+    _decoding_options(p, tuning=True)
+    p.set_defaults(run=_tune_lm)
     return parser
+
+
+def _decoding_options(p, tuning: bool = False) -> None:
+    g = p.add_argument_group("decoding (greedy unless --beam or --lm is given)")
+    g.add_argument("--beam", type=int, help="beam size (default 50 with --lm)")
+    g.add_argument("--beam-threshold", type=float, default=25.0, help="prune hypotheses this far below the best")
+    g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
+    g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
+    if not tuning:
+        g.add_argument("--lm-weight", type=float, default=1.0)
+        g.add_argument("--word-score", type=float, default=0.0)
+
+
+def _decoder(args, vocab):
+    from asr.decode import BeamConfig, BeamDecoder
+
+    if not args.beam and not args.lm:
+        return None
+    try:
+        config = BeamConfig(beam_size=args.beam or 50, beam_threshold=args.beam_threshold, lm=args.lm or "",
+                            lexicon=args.lexicon or "", lm_weight=getattr(args, "lm_weight", 0.0),
+                            word_score=getattr(args, "word_score", 0.0))
+    except ValueError as e:
+        raise ConfigError(f"decoding options: {e}") from None
+    return BeamDecoder(vocab, config)
 
 
 def _prepare(args) -> int:
@@ -96,6 +148,8 @@ def _prepare(args) -> int:
         print(f"asr: warning: {problem}", file=sys.stderr)
     for s in result.splits:
         print(f"{s.manifest}\t{s.utterances} utterances\t{s.hours:.2f} h")
+    for line in result.extras:
+        print(line)
     return 0
 
 
@@ -147,13 +201,36 @@ def _average(args) -> int:
     return 0
 
 
+def _lm_build(args) -> int:
+    import time
+
+    from asr import lm
+
+    start = time.monotonic()
+    words = 0
+
+    def counted(sentences):
+        nonlocal words
+        for sentence in sentences:
+            words += len(sentence)
+            yield sentence
+
+    model = lm.build(counted(lm.read_sentences(args.text, args.units)), args.order, args.prune)
+    model.write_arpa(args.out)
+    sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
+    print(f"{args.out}: order {args.order} from {words:,} {args.units}; {sizes}; {time.monotonic() - start:.1f} s")
+    if args.lexicon:
+        print(f"{args.lexicon}: {lm.write_lexicon(model, args.lexicon):,} words")
+    return 0
+
+
 def _evaluate(args) -> int:
     from asr.checkpoint import load_recognizer
     from asr.train import resolve_device
     from asr.transcribe import evaluate
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
-    result = evaluate(recognizer, args.manifest)
+    result = evaluate(recognizer, args.manifest, decoder=_decoder(args, recognizer.vocab))
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
@@ -174,13 +251,28 @@ def _transcribe(args) -> int:
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     failed = 0
-    for t in transcribe(recognizer, args.files):
+    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab)):
         if t.error:
             failed += 1
             print(f"asr: error: {t.error}", file=sys.stderr)
         else:
             print(f"{t.path}\t{t.text}", flush=True)
     return 1 if failed else 0
+
+
+def _tune_lm(args) -> int:
+    from asr.checkpoint import load_recognizer
+    from asr.train import resolve_device
+    from asr.transcribe import tune
+
+    recognizer = load_recognizer(args.model, resolve_device(args.device))
+    points = tune(recognizer, args.manifest, _decoder(args, recognizer.vocab), args.lm_weights, args.word_scores)
+    print("lm_weight\tword_score\tWER\tCER")
+    for p in sorted(points, key=lambda p: (p.lm_weight, p.word_score)):
+        print(f"{p.lm_weight:g}\t{p.word_score:g}\t{p.score.wer:.2f}\t{p.score.cer:.2f}")
+    best = points[0]
+    print(f"best: --lm-weight {best.lm_weight:g} --word-score {best.word_score:g}: {best.score.summary()}")
+    return 0
 
 
 if __name__ == "__main__":

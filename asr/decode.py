@@ -1,12 +1,20 @@
-"""From CTC log-probabilities to text."""
+"""From CTC log-probabilities to text: greedy, or beam search with an n-gram language model."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import gzip
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from asr.text import Vocabulary
+from asr.text import WORD_BOUNDARY, Vocabulary
 
 
 class Hypothesis(NamedTuple):
@@ -26,3 +34,144 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocabulary) ->
         tokens = [t for t in frames[keep].tolist() if t != vocab.blank]
         hyps.append(Hypothesis(vocab.decode(tokens), tokens, float(best[b, :n].sum())))
     return hyps
+
+
+@dataclass
+class BeamConfig:
+    """Beam search with an optional n-gram LM (flashlight's CTC decoder, through torchaudio).
+
+    A word-level LM (ARPA, .arpa.gz, or KenLM binary) decodes lexicon-constrained: only words
+    of the lexicon come out (by default, every word of the ARPA file that our units can spell).
+    A character-level LM (`asr lm build --units chars`) decodes lexicon-free: any spelling.
+    """
+
+    beam_size: int = 50
+    beam_threshold: float = 25.0  # prune hypotheses this far (log) below the best
+    lm: str = ""
+    lexicon: str = ""  # word -> spelling file; default: from the ARPA file's words
+    lm_weight: float = 2.0
+    word_score: float = 0.0  # added per word (lexicon mode) or per '|' (lexicon-free)
+    sil_score: float = 0.0
+    nbest: int = 1
+
+    def __post_init__(self):
+        if self.beam_size < 1 or self.nbest < 1 or self.beam_threshold <= 0:
+            raise ValueError("beam_size and nbest must be >= 1 and beam_threshold positive")
+
+
+class DecodeError(Exception):
+    """An LM or lexicon the decoder cannot use; the message names the file."""
+
+
+class BeamDecoder:
+    """Decodes (B, T, V) CTC log-probabilities into `Hypothesis` lists, with the LM loaded once;
+    `with_weights` makes a decoder with other LM weights on the same loaded LM (for tuning)."""
+
+    def __init__(self, vocab: Vocabulary, config: BeamConfig):
+        from flashlight.lib.text.decoder.kenlm import KenLM
+        from flashlight.lib.text.dictionary import create_word_dict, load_words
+
+        self.vocab, self.config = vocab, config
+        self._tmp = tempfile.TemporaryDirectory(prefix="asr-decode-")
+        self.lexicon = None
+        self.lm = None
+        if config.lm:
+            lm_path = _plain_lm(config.lm, Path(self._tmp.name))
+            if config.lexicon:
+                self.lexicon = config.lexicon
+            else:
+                words = arpa_words(lm_path)
+                if all(w in vocab.index for w in words):  # letters: a character LM
+                    self.lexicon = None
+                else:
+                    self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
+                    _write_lexicon(words, vocab, self.lexicon)
+            if self.lexicon:
+                word_dict = create_word_dict(load_words(self.lexicon))
+            else:
+                units = {u: [[u]] for u in vocab.units}
+                units[UNK] = [[UNK]]
+                word_dict = create_word_dict(units)
+            try:
+                self.lm = KenLM(str(lm_path), word_dict)
+            except Exception as e:  # KenLM's own parse errors
+                raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(str(e).split())[:200]})") from None
+        self._decoder = self._build(config)
+
+    def _build(self, config: BeamConfig):
+        from torchaudio.models.decoder import ctc_decoder
+
+        return ctc_decoder(
+            lexicon=self.lexicon, tokens=self.vocab.units, lm=self.lm, nbest=config.nbest,
+            beam_size=config.beam_size, beam_threshold=config.beam_threshold,
+            lm_weight=config.lm_weight if self.lm else 0.0, word_score=config.word_score,
+            sil_score=config.sil_score, blank_token=self.vocab.units[self.vocab.blank], sil_token=WORD_BOUNDARY,
+            unk_word=UNK,
+        )
+
+    def with_weights(self, lm_weight: float, word_score: float) -> "BeamDecoder":
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, lm_weight=lm_weight, word_score=word_score)
+        other._decoder = self._build(other.config)
+        return other
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        return [n[0] for n in self.nbest(log_probs, lengths)]
+
+    def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        emissions = log_probs.detach().float().cpu().contiguous()
+        results = self._decoder(emissions, lengths.cpu())
+        return [[Hypothesis(" ".join(h.words) if self.lexicon else self.vocab.decode(h.tokens.tolist()),
+                            h.tokens.tolist(), float(h.score)) for h in hyps] or [Hypothesis("", [], float("-inf"))]
+                for hyps in results]
+
+
+UNK = "<unk>"
+
+
+def arpa_words(path: str | os.PathLike) -> list[str]:
+    """The words of an ARPA file's unigram section (<s>, </s> and <unk> left out)."""
+    words = []
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            in_unigrams = False
+            for line in f:
+                line = line.strip()
+                if line == "\\1-grams:":
+                    in_unigrams = True
+                elif in_unigrams and line.startswith("\\"):
+                    break
+                elif in_unigrams and line:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", UNK):
+                        words.append(parts[1])
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DecodeError(f"{path}: cannot read LM ({e})") from None
+    if not in_unigrams:
+        raise DecodeError(f"{path}: not an ARPA file (no \\1-grams: section); for a KenLM binary, give --lexicon")
+    return words
+
+
+def _plain_lm(path: str, tmp: Path) -> Path:
+    """KenLM reads ARPA and its binary format, not gzip: a .gz is unpacked to `tmp` first."""
+    p = Path(path)
+    if not p.is_file():
+        raise DecodeError(f"{path}: no such LM file")
+    if p.suffix != ".gz":  # ARPA or KenLM binary, as it is
+        return p
+    out = tmp / p.stem
+    try:
+        with gzip.open(p, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DecodeError(f"{path}: cannot unpack ({e})") from None
+    return out
+
+
+def _write_lexicon(words: list[str], vocab: Vocabulary, path: str) -> None:
+    """Each word the units can spell, as 'WORD W O R D |'; the others cannot be output anyway."""
+    with open(path, "w", encoding="utf-8") as f:
+        for w in words:
+            if all(c in vocab.index and c != WORD_BOUNDARY for c in w):
+                f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")

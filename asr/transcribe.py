@@ -10,7 +10,7 @@ import torch
 from asr import audio
 from asr.checkpoint import Recognizer
 from asr.data import Utterance, read_manifest
-from asr.decode import Hypothesis, greedy
+from asr.decode import BeamDecoder, Hypothesis, greedy
 from asr.score import Score, score
 from asr.text import normalize
 
@@ -34,43 +34,51 @@ class Evaluation(NamedTuple):
 
 
 @torch.no_grad()
-def recognize(recognizer: Recognizer, waves: list[torch.Tensor]) -> list[Hypothesis]:
-    """Greedy transcripts of a batch of 16 kHz mono waveforms."""
+def emissions(recognizer: Recognizer, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC log-probabilities (B, T, V) on the CPU and their lengths, for 16 kHz mono waveforms."""
     device = recognizer.features.mean.device
     lengths = torch.tensor([len(w) for w in waves])
     padded = torch.nn.utils.rnn.pad_sequence(list(waves), batch_first=True).to(device)
     feats, feat_lens = recognizer.features(padded, lengths.to(device))
     log_probs, out_lens = recognizer.model(feats, feat_lens)
-    return greedy(log_probs.cpu(), out_lens.cpu(), recognizer.vocab)
+    return log_probs.float().cpu(), out_lens.cpu()
 
 
-def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8) -> Iterator[Transcript]:
+def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDecoder | None = None) -> list[Hypothesis]:
+    """Transcripts of a batch of 16 kHz mono waveforms: greedy, or by `decoder`."""
+    log_probs, lengths = emissions(recognizer, waves)
+    return decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
+
+
+def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8,
+               decoder: BeamDecoder | None = None) -> Iterator[Transcript]:
     """Transcripts in input order; a file that cannot be read yields its error and the rest go on."""
     pending: list[tuple[str, torch.Tensor]] = []
     for path in paths:
         try:
             wave = torch.from_numpy(audio.load(path))
         except audio.AudioError as e:
-            yield from _flush(recognizer, pending)
+            yield from _flush(recognizer, pending, decoder)
             pending = []
             yield Transcript(str(path), None, str(e))
             continue
         pending.append((str(path), wave))
         if len(pending) >= batch_size:
-            yield from _flush(recognizer, pending)
+            yield from _flush(recognizer, pending, decoder)
             pending = []
-    yield from _flush(recognizer, pending)
+    yield from _flush(recognizer, pending, decoder)
 
 
-def _flush(recognizer, pending):
+def _flush(recognizer, pending, decoder):
     if not pending:
         return
-    hyps = recognize(recognizer, [w for _, w in pending])
+    hyps = recognize(recognizer, [w for _, w in pending], decoder)
     for (path, _), hyp in zip(pending, hyps):
         yield Transcript(path, hyp.text)
 
 
-def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8) -> Evaluation:
+def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8,
+             decoder: BeamDecoder | None = None) -> Evaluation:
     """WER/CER of the recognizer over the utterances of `manifest`.
 
     Unreadable audio does not stop the others; it is listed in `failed`, because a score over
@@ -79,9 +87,39 @@ def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: in
     utts: list[Utterance] = read_manifest(manifest)
     # Similar lengths together: less padding. transcribe() yields one result per path, in order.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
-    transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size)))
+    transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size, decoder)))
     results = [UtteranceResult(u.audio_filepath, normalize(u.text), transcripts[i].text)
                for i, u in enumerate(utts) if transcripts[i].error is None]
     failed = [transcripts[i].error for i in range(len(utts)) if transcripts[i].error is not None]
     scored = score([r.reference for r in results], [r.hypothesis for r in results])
     return Evaluation(scored, results, failed)
+
+
+class TunePoint(NamedTuple):
+    lm_weight: float
+    word_score: float
+    score: Score
+
+
+def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecoder,
+         lm_weights: Iterable[float], word_scores: Iterable[float], batch_size: int = 8) -> list[TunePoint]:
+    """WER for each (LM weight, word score) pair on `manifest`, best first. The acoustic model
+    runs once; each pair only re-runs the beam search on the same emissions, same loaded LM."""
+    utts = read_manifest(manifest)
+    order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
+    cached, refs = [], []
+    for start in range(0, len(order), batch_size):
+        chunk = [utts[i] for i in order[start:start + batch_size]]
+        try:
+            waves = [torch.from_numpy(audio.load(u.audio_filepath)) for u in chunk]
+        except audio.AudioError as e:  # tuning on part of a dev set would tune to the wrong thing
+            raise audio.AudioError(e.path, f"{e.problem} (in {manifest}; tuning needs every file)") from None
+        cached.append(emissions(recognizer, waves))
+        refs += [normalize(u.text) for u in chunk]
+    points = []
+    for a in lm_weights:
+        for b in word_scores:
+            d = decoder.with_weights(a, b)
+            hyps = [h.text for log_probs, lengths in cached for h in d(log_probs, lengths)]
+            points.append(TunePoint(a, b, score(refs, hyps)))
+    return sorted(points, key=lambda p: (p.score.wer, p.score.cer))

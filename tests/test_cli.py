@@ -52,6 +52,21 @@ def test_evaluate_prints_the_final_line_and_writes_a_report(trained, capsys):
     assert {"wer", "cer", "substitutions", "deletions", "insertions"} <= data.keys()
 
 
+def test_lm_build_then_beam_decoding_with_it(trained, tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("zero one two\none two\ntwo zero\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "3", "--out",
+                 str(tmp_path / "lm.arpa"), "--lexicon", str(tmp_path / "lexicon.txt")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / 'lm.arpa'}: order 3 from 7 words; 1-grams 6, 2-grams ")
+    assert out[1] == f"{tmp_path / 'lexicon.txt'}: 3 words"
+    for extra in ([], ["--lexicon", str(tmp_path / "lexicon.txt"), "--beam", "8"]):
+        assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest",
+                     str(trained / "data" / "test.jsonl"), "--lm", str(tmp_path / "lm.arpa"), *extra]) == 0
+        assert FINAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["lm", "build", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "x.arpa")]) == 1
+    assert capsys.readouterr().err.strip() == f"asr: error: {tmp_path / 'none.txt'}: cannot read (No such file or directory)"
+
+
 def test_transcribe_reports_each_bad_file_and_carries_on(trained, tmp_path, capsys):
     good = tmp_path / "good.wav"
     sf.write(good, tone_speech("ONE"), 16000)

@@ -1,6 +1,10 @@
+import gzip
+
+import pytest
 import torch
 
-from asr.decode import greedy
+from asr.decode import BeamConfig, BeamDecoder, DecodeError, greedy
+from asr.lm import build, read_sentences
 from asr.text import Vocabulary
 
 
@@ -33,3 +37,72 @@ def test_leading_trailing_and_double_boundaries_vanish():
     vocab = Vocabulary()
     seq = list("|_A_||_|B|")
     assert greedy(frames(vocab, seq)[None], torch.tensor([len(seq)]), vocab)[0].text == "A B"
+
+
+# -- beam search with an n-gram LM ------------------------------------------------------------------
+
+
+def soft(vocab, spec):
+    """Log-probabilities from a list of {unit: probability} frames (the rest to blank)."""
+    lp = torch.full((len(spec), len(vocab)), 1e-6)
+    for t, probs in enumerate(spec):
+        for unit, p in probs.items():
+            lp[t, vocab.index[unit]] = p
+        lp[t, vocab.blank] = max(1e-6, 1 - sum(probs.values()))
+    return (lp / lp.sum(-1, keepdim=True)).log()[None]
+
+
+# "THE CA?" where the acoustics lean to B (0.55) over T (0.45).
+def _ambiguous(vocab):
+    spec = [{"T": 0.9}, {}, {"H": 0.9}, {}, {"E": 0.9}, {"|": 0.9}, {"C": 0.9}, {}, {"A": 0.9}, {},
+            {"B": 0.55, "T": 0.45}, {}]
+    return soft(vocab, spec), torch.tensor([len(spec)])
+
+
+def _lm(tmp_path, lines, units="words", order=3, name="lm.arpa"):
+    (tmp_path / "text.txt").write_text("\n".join(lines) + "\n")
+    model = build(read_sentences([tmp_path / "text.txt"], units), order)
+    model.write_arpa(tmp_path / name)
+    return str(tmp_path / name)
+
+
+CAT_TEXT = ["the cat sat", "the cat ran", "a cat", "the cat", "a cab"]
+
+
+def test_beam_without_lm_agrees_with_greedy():
+    vocab = Vocabulary()
+    lp, n = _ambiguous(vocab)
+    assert BeamDecoder(vocab, BeamConfig())(lp, n)[0].text == greedy(lp, n, vocab)[0].text == "THE CAB"
+
+
+def test_a_word_lm_overrules_weak_acoustics_within_its_lexicon(tmp_path):
+    vocab = Vocabulary()
+    lp, n = _ambiguous(vocab)
+    lm = _lm(tmp_path, CAT_TEXT)
+    decoder = BeamDecoder(vocab, BeamConfig(lm=lm, lm_weight=1.0))
+    assert decoder.lexicon  # words: lexicon-constrained
+    assert decoder(lp, n)[0].text == "THE CAT"
+    assert decoder.with_weights(0.0, 0.0)(lp, n)[0].text == "THE CAB"  # no LM weight: the acoustics win
+
+
+def test_a_character_lm_decodes_without_a_lexicon(tmp_path):
+    vocab = Vocabulary()
+    lp, n = _ambiguous(vocab)
+    lm = _lm(tmp_path, CAT_TEXT * 3, units="chars", order=6)
+    decoder = BeamDecoder(vocab, BeamConfig(lm=lm, lm_weight=1.0))
+    assert decoder.lexicon is None
+    assert decoder(lp, n)[0].text == "THE CAT"
+
+
+def test_gzipped_arpa_and_bad_lm_files(tmp_path):
+    vocab = Vocabulary()
+    lp, n = _ambiguous(vocab)
+    plain = _lm(tmp_path, CAT_TEXT)
+    with open(plain, "rb") as src, gzip.open(tmp_path / "lm.arpa.gz", "wb") as dst:
+        dst.write(src.read())
+    assert BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "lm.arpa.gz"), lm_weight=1.0))(lp, n)[0].text == "THE CAT"
+    (tmp_path / "junk.arpa").write_text("this is not a language model\n")
+    with pytest.raises(DecodeError, match="junk.arpa: not an ARPA file"):
+        BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "junk.arpa")))
+    with pytest.raises(DecodeError, match="nope.arpa: no such LM file"):
+        BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "nope.arpa")))

@@ -38,6 +38,10 @@ def test_ljspeech_layout_and_fixed_splits(tmp_path):
     assert m["train"][0].duration == pytest.approx(1.0)
     assert m["test"][0].audio_filepath.endswith("LJ003-0098.flac")
     assert result.problems == []
+    # Language-model text: every row, audio or not, but the dev and test rows.
+    assert (tmp_path / "out" / "lm_text.txt").read_text().splitlines() == [
+        "PRINTING IN THE ONLY SENSE", "TWENTY ONE POUNDS", "TEXT ONLY NO AUDIO HERE"]
+    assert result.extras == [f"{tmp_path / 'out' / 'lm_text.txt'}\t3 sentences, 13 words (LM text: no dev or test row)"]
 
 
 def test_fsdd_speakers_split_and_bad_names_reported(tmp_path):

@@ -61,3 +61,16 @@ def test_evaluate_names_unreadable_audio_and_scores_the_rest(recognizer, memoris
     assert result.failed == [f"{gone}: no such file"]
     assert [u.hypothesis for u in result.utterances] == ["CAB", "ACE BED"]
     assert result.score.utterances == 2 and result.score.wer == 0.0
+
+
+def test_tune_lm_finds_weights_that_decode_the_dev_set(memorised, tmp_path):
+    from asr.decode import BeamConfig, BeamDecoder
+    from asr.lm import build
+    from asr.transcribe import tune
+
+    recognizer = checkpoint.load_recognizer(memorised.exp / "best.pt")
+    build([t.split() for t in MEMORISED], 2).write_arpa(tmp_path / "lm.arpa")
+    decoder = BeamDecoder(recognizer.vocab, BeamConfig(lm=str(tmp_path / "lm.arpa")))
+    points = tune(recognizer, memorised.dev, decoder, [0.0, 1.0], [-1.0, 0.0])
+    assert len(points) == 4 and points[0].score.wer == 0.0
+    assert [p.score.wer for p in points] == sorted(p.score.wer for p in points)

@@ -20,6 +20,7 @@ class SplitSummary(NamedTuple):
 class PrepareResult(NamedTuple):
     splits: list[SplitSummary]
     problems: list[str]  # one line each: files or transcript lines that were left out, and why
+    extras: list[str] = []  # one line each on any other file written (e.g. language-model text)
 
 
 class PrepareError(Exception):

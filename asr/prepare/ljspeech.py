@@ -2,6 +2,10 @@
 
 Fixed splits (../shared/data/README.md): dev LJ002-0171..0200, test LJ003-0001..0098, train all
 other clips that have audio (in the shared subset: LJ001-* and LJ002-0001..0170).
+
+Also writes OUT/lm_text.txt: the text of every row of metadata.csv but the dev and test rows,
+audio or not, for `asr lm build` (a language model that has read the test sentences would
+make any test score meaningless).
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
         raise PrepareError(f"{src}: no metadata.csv (expected the LJSpeech-1.1 folder)")
     splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
     problems: list[str] = []
-    for clip_id, text in read_metadata(metadata, problems):
+    rows = [(clip_id, normalize(text)) for clip_id, text in read_metadata(metadata, problems)]
+    lm_text = [text for clip_id, text in rows if split_of(clip_id) == "train"]
+    for clip_id, text in rows:
         # The published corpus has .wav; the shared copy has lossless .flac. Rows without audio
         # are expected in a subset (metadata.csv lists the whole corpus) and are not problems.
         wav = next((p for p in (src / "wavs" / f"{clip_id}.wav", src / "wavs" / f"{clip_id}.flac") if p.exists()), None)
         if wav is None:
             continue
-        text = normalize(text)
         if not text:
             problems.append(f"{metadata}: {clip_id}: empty transcript, left out")
             continue
@@ -53,4 +58,10 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
             splits[split_of(clip_id)].append(utt)
     if not any(splits.values()):
         raise PrepareError(f"{src}: no clip of metadata.csv has audio in {src / 'wavs'}")
-    return write_splits(out_dir, splits, problems)
+    result = write_splits(out_dir, splits, problems)
+    lm_path = out_dir / "lm_text.txt"
+    tmp = lm_path.with_name(lm_path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lm_text if line), encoding="utf-8")
+    tmp.replace(lm_path)
+    words = sum(len(line.split()) for line in lm_text)
+    return result._replace(extras=[f"{lm_path}\t{len(lm_text)} sentences, {words} words (LM text: no dev or test row)"])

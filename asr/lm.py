@@ -1,0 +1,227 @@
+"""N-gram language models: interpolated modified Kneser-Ney, written as ARPA.
+
+    asr lm build --text corpus.txt --order 4 --out lm.arpa [--lexicon lexicon.txt] [--prune 0 0 1 1]
+    asr lm build --text corpus.txt --order 6 --units chars --out chars.arpa
+
+The text is read a line at a time (plain or .gz) and normalised as transcripts are; only the
+n-gram counts are held in memory. Estimation follows Chen & Goodman (1998), as KenLM's lmplz
+does: for the highest order, and for n-grams that start with <s>, the counts themselves; below,
+continuation counts (how many different words precede the n-gram); three discounts per order from
+the counts of counts; lower orders interpolated in, down to a uniform distribution over the
+vocabulary (which includes <unk>). In ARPA form each stored probability is the interpolated one
+and each backoff weight renormalises what the context leaves to the next order down, so every
+context's distribution sums to one (tests/test_lm.py checks, with pruning too).
+
+Units: `words` (a sentence is its words) or `chars` (a sentence is its letters with `|` between
+words: the units of the acoustic model, for lexicon-free beam search).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from asr.text import WORD_BOUNDARY, normalize
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+
+
+class LMError(Exception):
+    """A corpus or option that cannot make a model; the message names the file or option."""
+
+
+@dataclass
+class NgramModel:
+    """An ARPA-style backoff model. `probs[n-1][ngram]` is P(last word | the others) for each
+    stored n-gram; `backoffs[n-1][ngram]` the weight for contexts that back off from it."""
+
+    order: int
+    probs: list[dict[tuple[str, ...], float]]
+    backoffs: list[dict[tuple[str, ...], float]]
+    discounts: list[tuple[float, float, float]] = field(default_factory=list)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return [g[0] for g in self.probs[0]]
+
+    def prob(self, context: Iterable[str], word: str) -> float:
+        """P(word | context) by the ARPA rule: the longest stored n-gram, times the backoff weights
+        of the contexts given up on the way down. Unknown words are <unk>."""
+        context = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
+        if (word,) not in self.probs[0]:
+            word = UNK
+        weight = 1.0
+        while True:
+            p = self.probs[len(context)].get((*context, word))
+            if p is not None:
+                return weight * p
+            weight *= self.backoffs[len(context) - 1].get(context, 1.0)
+            context = context[1:]
+
+    def write_arpa(self, path: str | os.PathLike) -> None:
+        """ARPA text (gzip when the name ends in .gz), written to a temporary name then renamed."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp"
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            f.write("\n\\data\\\n")
+            for n in range(1, self.order + 1):
+                f.write(f"ngram {n}={len(self.probs[n - 1])}\n")
+            for n in range(1, self.order + 1):
+                f.write(f"\n\\{n}-grams:\n")
+                backoffs = self.backoffs[n - 1] if n < self.order else {}
+                for gram, p in self.probs[n - 1].items():
+                    logp = -99.0 if gram == (BOS,) else math.log10(p)
+                    line = f"{logp:.7g}\t{' '.join(gram)}"
+                    if gram in backoffs:
+                        line += f"\t{math.log10(backoffs[gram]) if backoffs[gram] > 0 else -99.0:.7g}"
+                    f.write(line + "\n")
+            f.write("\n\\end\\\n")
+        os.replace(tmp, path)
+
+
+def read_sentences(paths: Iterable[str | os.PathLike], units: str = "words") -> Iterator[list[str]]:
+    """Normalised sentences, a line at a time, from text files (plain or gzip)."""
+    if units not in ("words", "chars"):
+        raise LMError(f"units must be 'words' or 'chars', got {units!r}")
+    for path in paths:
+        try:
+            raw = gzip.open(path, "rb") if os.fspath(path).endswith(".gz") else open(path, "rb")
+        except OSError as e:
+            raise LMError(f"{path}: cannot read ({e.strerror})") from None
+        with raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
+            try:
+                for line in f:
+                    words = normalize(line).split()
+                    if not words:
+                        continue
+                    if units == "words":
+                        yield words
+                    else:
+                        yield list(f" {WORD_BOUNDARY} ".join(" ".join(w) for w in words).replace(" ", ""))
+            except (OSError, EOFError, gzip.BadGzipFile) as e:
+                raise LMError(f"{path}: cannot read ({e})") from None
+
+
+def build(sentences: Iterable[list[str]], order: int, prune: Iterable[int] = ()) -> NgramModel:
+    """Estimate an interpolated modified Kneser-Ney model of `order` from `sentences`.
+
+    `prune[n-1]` (n >= 2): drop n-grams whose (adjusted) count is at most that, unless a longer
+    kept n-gram needs them; their probability mass goes to the backoff weights.
+    """
+    if order < 1:
+        raise LMError(f"order must be at least 1, got {order}")
+    prune = list(prune) + [0] * order
+    counts = _count(sentences, order)
+    if not counts[0]:
+        raise LMError("no words in the text")
+    adjusted = _adjust(counts, order)
+    discounts = [_discounts(a) for a in adjusted]
+    kept = _prune(adjusted, prune, order)
+
+    vocab_size = len({g[0] for g in adjusted[0]} | {UNK, EOS})
+    probs: list[dict] = [dict() for _ in range(order)]
+    backoffs: list[dict] = [dict() for _ in range(order)]
+    model = NgramModel(order, probs, backoffs, discounts)
+    for n in range(1, order + 1):
+        by_context = defaultdict(list)
+        for gram, a in adjusted[n - 1].items():
+            by_context[gram[:-1]].append((gram[-1], a))
+        d = discounts[n - 1]
+        for context, followers in by_context.items():
+            total = sum(a for _, a in followers)
+            left = sum(d[min(a, 3) - 1] for _, a in followers) / total  # gamma: the mass given down
+            lower = context[1:]
+            for word, a in followers:
+                gram = (*context, word)
+                if gram not in kept[n - 1]:
+                    continue
+                below = model.prob(lower, word) if n > 1 else 1.0 / vocab_size
+                probs[n - 1][gram] = (a - d[min(a, 3) - 1]) / total + left * below
+            if n == 1:  # <unk>: only its share of the uniform distribution
+                probs[0][(UNK,)] = left / vocab_size
+                probs[0][(BOS,)] = 0.0  # never predicted; written as -99
+            elif context in kept[n - 2]:  # (a pruned context backs off with weight 1, as ARPA reads it)
+                backoffs[n - 2][context] = _backoff(model, context, followers, kept[n - 1], left)
+    return model
+
+
+def write_lexicon(model: NgramModel, path: str | os.PathLike) -> int:
+    """One line per word of the model, spelt in acoustic units: 'HELLO H E L L O |'."""
+    words = sorted(w for w in model.vocabulary if w not in (BOS, EOS, UNK))
+    with open(path, "w", encoding="utf-8") as f:
+        for w in words:
+            f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")
+    return len(words)
+
+
+def _count(sentences: Iterable[list[str]], order: int) -> list[dict[tuple[str, ...], int]]:
+    """Raw counts of every n-gram up to `order`, <s> and </s> added; <s> alone is not counted."""
+    counts: list[dict] = [defaultdict(int) for _ in range(order)]
+    interned: dict[str, str] = {}
+    for sentence in sentences:
+        tokens = [BOS, *(interned.setdefault(t, t) for t in sentence), EOS]
+        for end in range(1, len(tokens)):
+            for n in range(1, min(order, end + 1) + 1):
+                counts[n - 1][tuple(tokens[end - n + 1:end + 1])] += 1
+    return counts
+
+
+def _adjust(counts, order):
+    """Kneser-Ney's adjusted counts: below the top order, the number of distinct words seen
+    before an n-gram, except for n-grams that start with <s> (nothing can precede it)."""
+    adjusted = [dict(c) for c in counts]
+    for n in range(order - 1, 0, -1):  # n-grams of order n from those of order n + 1
+        continuation = defaultdict(int)
+        for gram in counts[n]:
+            continuation[gram[1:]] += 1
+        adjusted[n - 1] = {g: (c if g[0] == BOS else continuation[g]) for g, c in counts[n - 1].items()}
+    return adjusted
+
+
+def _discounts(adjusted: dict) -> tuple[float, float, float]:
+    """D1, D2, D3+ from the counts of counts (Chen & Goodman's estimates). Tiny corpora lack
+    the counts of counts these need; they get the usual fallback 0.5, 1.0, 1.5."""
+    t = [0] * 5
+    for a in adjusted.values():
+        if a <= 4:
+            t[a] += 1
+    try:
+        y = t[1] / (t[1] + 2 * t[2])
+        ds = (1 - 2 * y * t[2] / t[1], 2 - 3 * y * t[3] / t[2], 3 - 4 * y * t[4] / t[3])
+    except ZeroDivisionError:
+        return 0.5, 1.0, 1.5
+    if not all(0 < d < k for d, k in zip(ds, (1, 2, 3))):
+        return 0.5, 1.0, 1.5
+    return ds
+
+
+def _prune(adjusted, prune, order):
+    """The n-grams to keep: above their order's threshold, or the prefix or suffix of a kept
+    longer one (ARPA readers look both up). Unigrams are all kept."""
+    kept = [set() for _ in range(order)]
+    for n in range(order, 0, -1):
+        for gram, a in adjusted[n - 1].items():
+            if n == 1 or a > prune[n - 1]:
+                kept[n - 1].add(gram)
+        if n < order:
+            for gram in kept[n]:
+                kept[n - 1].add(gram[:-1])
+                kept[n - 1].add(gram[1:])
+    return kept
+
+
+def _backoff(model, context, followers, kept, left) -> float:
+    """The weight that makes P(. | context) sum to one. With nothing pruned it is gamma exactly;
+    with pruned followers, their mass is renormalised into it."""
+    pruned = [w for w, _ in followers if (*context, w) not in kept]
+    if not pruned:
+        return left
+    explicit = sum(model.probs[len(context)][(*context, w)] for w, _ in followers if (*context, w) in kept)
+    below = sum(model.prob(context[1:], w) for w, _ in followers if (*context, w) in kept)
+    return (1 - explicit) / (1 - below) if below < 1 - 1e-12 else left

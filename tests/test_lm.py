@@ -1,0 +1,139 @@
+import gzip
+import math
+import random
+
+import pytest
+
+from asr.lm import BOS, EOS, UNK, LMError, build, read_sentences, write_lexicon
+
+CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog",
+    "the cat ate the rat",
+    "on the mat the cat sat",
+    "the dog ate",
+    "a rat",
+]
+
+
+def _sentences(lines=CORPUS):
+    return [line.upper().split() for line in lines]
+
+
+def _contexts(model):
+    """Every context the model can be asked about: each stored n-gram short of the top order,
+    the empty one, and <s>-led ones."""
+    yield ()
+    for n in range(1, model.order):
+        for gram in model.probs[n - 1]:
+            if gram != (UNK,) and EOS not in gram:
+                yield gram
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("prune", [(), (0, 1, 1, 1)])
+def test_every_context_is_a_distribution(order, prune):
+    model = build(_sentences(), order, prune)
+    words = [w for w in model.vocabulary if w != BOS]
+    assert UNK in words and EOS in words
+    for context in _contexts(model):
+        total = sum(model.prob(context, w) for w in words)
+        assert total == pytest.approx(1.0, abs=1e-9), context
+        assert all(model.prob(context, w) > 0 for w in words)
+
+
+def test_pruning_drops_rare_ngrams_and_keeps_what_longer_ones_need():
+    full, pruned = build(_sentences(), 3), build(_sentences(), 3, prune=(0, 1, 1))
+    assert len(pruned.probs[2]) < len(full.probs[2]) and len(pruned.probs[1]) < len(full.probs[1])
+    for n in (2, 3):
+        for gram in pruned.probs[n - 1]:  # what ARPA readers look up: prefix and suffix
+            assert gram[:-1] in pruned.probs[n - 2] and gram[1:] in pruned.probs[n - 2], gram
+    for n in (1, 2):
+        assert set(pruned.backoffs[n - 1]) <= set(pruned.probs[n - 1])
+
+
+def test_kneser_ney_prefers_words_seen_after_many_others():
+    # FRANCISCO is frequent but only ever follows SAN; GLASSES follows many words.
+    lines = ["san francisco"] * 6 + [f"{w} glasses" for w in ("red", "blue", "my", "his", "old", "new")]
+    model = build(_sentences(lines), 2)
+    assert model.prob(["UNSEEN"], "GLASSES") > model.prob(["UNSEEN"], "FRANCISCO")
+    assert model.prob(["SAN"], "FRANCISCO") > 0.5
+
+
+def test_discounts_come_from_the_counts_of_counts():
+    rng = random.Random(0)
+    words = [f"W{int(rng.paretovariate(1.1))}" for _ in range(20000)]
+    sentences = [words[i:i + 12] for i in range(0, len(words), 12)]
+    model = build(sentences, 3)
+    for d1, d2, d3 in model.discounts:
+        assert 0 < d1 < 1 and 0 < d2 < 2 and 0 < d3 < 3 and (d1, d2, d3) != (0.5, 1.0, 1.5)
+
+
+def test_arpa_file_reads_back_as_the_same_model(tmp_path):
+    model = build(_sentences(), 3, prune=(0, 0, 1))
+    for name in ("lm.arpa", "lm.arpa.gz"):
+        model.write_arpa(tmp_path / name)
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(tmp_path / name, "rt", encoding="utf-8") as f:
+            text = f.read()
+        sections = _parse_arpa(text)
+        for n in range(1, 4):
+            assert f"ngram {n}={len(model.probs[n - 1])}" in text
+            for gram, (logp, backoff) in sections[n].items():
+                if gram != (BOS,):
+                    assert logp == pytest.approx(math.log10(model.probs[n - 1][gram]), abs=1e-6)
+                if backoff is not None:
+                    assert backoff == pytest.approx(math.log10(model.backoffs[n - 1][gram]), abs=1e-6)
+        assert sections[1][(BOS,)][0] == -99
+
+
+def _parse_arpa(text):
+    sections, n = {}, 0
+    for line in text.splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            n = int(line[1:line.index("-")])
+            sections[n] = {}
+        elif n and line.strip() and not line.startswith("\\"):
+            parts = line.split("\t")
+            sections[n][tuple(parts[1].split())] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else None)
+    return sections
+
+
+def test_flashlight_scores_agree_with_the_model(tmp_path):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    model = build(_sentences(), 3, prune=(0, 0, 1))
+    model.write_arpa(tmp_path / "lm.arpa")
+    words = [w for w in model.vocabulary if w not in (BOS,)]
+    dictionary = Dictionary()
+    for w in words:
+        dictionary.add_entry(w)
+    lm = KenLM(str(tmp_path / "lm.arpa"), dictionary)
+    for sentence in _sentences() + [["THE", "RAT", "SAT", "ON", "A", "LOG"], ["UNHEARD", "CAT"]]:
+        state, context = lm.start(False), [BOS]
+        for word in [*sentence, EOS]:
+            state, score = lm.score(state, dictionary.get_index(word if word in words else UNK))
+            assert score == pytest.approx(math.log10(model.prob(context, word)), abs=1e-4), (context, word)
+            context.append(word)
+
+
+def test_text_is_normalised_and_read_a_line_at_a_time(tmp_path):
+    (tmp_path / "a.txt").write_text("Hello, world!\n\n  Don't stop.\n", encoding="utf-8")
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("Mr. Smith's cat\n")
+    files = [tmp_path / "a.txt", tmp_path / "b.txt.gz"]
+    assert list(read_sentences(files)) == [["HELLO", "WORLD"], ["DON'T", "STOP"], ["MR", "SMITH'S", "CAT"]]
+    chars = list(read_sentences([tmp_path / "a.txt"], units="chars"))
+    assert chars[0] == list("HELLO|WORLD")
+    with pytest.raises(LMError, match="nope.txt: cannot read"):
+        list(read_sentences([tmp_path / "nope.txt"]))
+    with pytest.raises(LMError, match="no words"):
+        build([], 3)
+
+
+def test_lexicon_spells_each_word_in_acoustic_units(tmp_path):
+    model = build(_sentences(["don't stop", "stop"]), 2)
+    assert write_lexicon(model, tmp_path / "lexicon.txt") == 2
+    assert (tmp_path / "lexicon.txt").read_text().splitlines() == ["DON'T\tD O N ' T |", "STOP\tS T O P |"]
