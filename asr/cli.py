@@ -121,6 +121,8 @@ def _decoding_options(p, tuning: bool = False) -> None:
     g.add_argument("--beam-threshold", type=float, default=25.0, help="prune hypotheses this far below the best")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
+    g.add_argument("--decode-workers", type=int, default=len(os.sched_getaffinity(0)),
+                   help="processes for beam search (default: one per CPU)")
     if not tuning:
         g.add_argument("--lm-weight", type=float, default=1.0)
         g.add_argument("--word-score", type=float, default=0.0)
@@ -134,7 +136,7 @@ def _decoder(args, vocab):
     try:
         config = BeamConfig(beam_size=args.beam or 50, beam_threshold=args.beam_threshold, lm=args.lm or "",
                             lexicon=args.lexicon or "", lm_weight=getattr(args, "lm_weight", 0.0),
-                            word_score=getattr(args, "word_score", 0.0))
+                            word_score=getattr(args, "word_score", 0.0), workers=args.decode_workers)
     except ValueError as e:
         raise ConfigError(f"decoding options: {e}") from None
     return BeamDecoder(vocab, config)

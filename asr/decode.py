@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gzip
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +56,11 @@ class BeamConfig:
     word_score: float = 0.0  # added per word (lexicon mode) or per '|' (lexicon-free)
     sil_score: float = 0.0
     nbest: int = 1
+    workers: int = 1  # processes that decode a batch's utterances side by side
 
     def __post_init__(self):
-        if self.beam_size < 1 or self.nbest < 1 or self.beam_threshold <= 0:
-            raise ValueError("beam_size and nbest must be >= 1 and beam_threshold positive")
+        if self.beam_size < 1 or self.nbest < 1 or self.workers < 1 or self.beam_threshold <= 0:
+            raise ValueError("beam_size, nbest and workers must be >= 1 and beam_threshold positive")
 
 
 class DecodeError(Exception):
@@ -93,7 +97,8 @@ class BeamDecoder:
                 units[UNK] = [[UNK]]
                 word_dict = create_word_dict(units)
             try:
-                self.lm = KenLM(str(lm_path), word_dict)
+                with _quiet_stderr():  # KenLM draws a progress bar there while it reads
+                    self.lm = KenLM(str(lm_path), word_dict)
             except Exception as e:  # KenLM's own parse errors
                 raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(str(e).split())[:200]})") from None
         self._decoder = self._build(config)
@@ -120,10 +125,33 @@ class BeamDecoder:
 
     def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         emissions = log_probs.detach().float().cpu().contiguous()
-        results = self._decoder(emissions, lengths.cpu())
+        lengths = lengths.cpu()
+        workers = min(self.config.workers, len(emissions))
+        if workers < 2:
+            return self._nbest(emissions, lengths)
+        # The search holds the GIL, so threads would take turns: forked processes instead. They
+        # inherit the loaded LM and the emissions (copy-on-write), and send back only text.
+        global _FORKED
+        _FORKED = (self, emissions, lengths)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                return pool.map(_nbest_of, range(len(emissions)), chunksize=max(1, len(emissions) // (4 * workers)))
+        finally:
+            _FORKED = None
+
+    def _nbest(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        results = self._decoder(emissions, lengths)
         return [[Hypothesis(" ".join(h.words) if self.lexicon else self.vocab.decode(h.tokens.tolist()),
                             h.tokens.tolist(), float(h.score)) for h in hyps] or [Hypothesis("", [], float("-inf"))]
                 for hyps in results]
+
+
+_FORKED: tuple | None = None  # (decoder, emissions, lengths) for the pool's forked workers
+
+
+def _nbest_of(i: int) -> list[Hypothesis]:
+    decoder, emissions, lengths = _FORKED
+    return decoder._nbest(emissions[i:i + 1], lengths[i:i + 1])[0]
 
 
 UNK = "<unk>"
@@ -153,6 +181,20 @@ def arpa_words(path: str | os.PathLike) -> list[str]:
     return words
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ writes there directly, past sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _plain_lm(path: str, tmp: Path) -> Path:
     """KenLM reads ARPA and its binary format, not gzip: a .gz is unpacked to `tmp` first."""
     p = Path(path)
@@ -175,3 +217,4 @@ def _write_lexicon(words: list[str], vocab: Vocabulary, path: str) -> None:
         for w in words:
             if all(c in vocab.index and c != WORD_BOUNDARY for c in w):
                 f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")
+

@@ -53,6 +53,8 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
 def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8,
                decoder: BeamDecoder | None = None) -> Iterator[Transcript]:
     """Transcripts in input order; a file that cannot be read yields its error and the rest go on."""
+    if decoder is not None:  # enough utterances per batch for every decoding process
+        batch_size = max(batch_size, 16 * decoder.config.workers)
     pending: list[tuple[str, torch.Tensor]] = []
     for path in paths:
         try:
@@ -102,7 +104,7 @@ class TunePoint(NamedTuple):
 
 
 def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecoder,
-         lm_weights: Iterable[float], word_scores: Iterable[float], batch_size: int = 8) -> list[TunePoint]:
+         lm_weights: Iterable[float], word_scores: Iterable[float], batch_size: int = 32) -> list[TunePoint]:
     """WER for each (LM weight, word score) pair on `manifest`, best first. The acoustic model
     runs once; each pair only re-runs the beam search on the same emissions, same loaded LM."""
     utts = read_manifest(manifest)

@@ -51,6 +51,7 @@ def test_fsdd_speakers_split_and_bad_names_reported(tmp_path):
     result = prepare("fsdd", tmp_path, tmp_path / "out")
     m = manifests(result)
     assert [u.text for u in m["train"]] == ["ZERO", "SEVEN"]
+    assert (tmp_path / "out" / "lm_text.txt").read_text() == "ZERO\nSEVEN\n"
     assert [u.text for u in m["dev"]] == ["THREE"] and [u.text for u in m["test"]] == ["NINE"]
     assert len(result.problems) == 1 and "notes.wav" in result.problems[0]
 

@@ -48,6 +48,17 @@ def write_splits(out_dir: str | os.PathLike, splits: dict[str, list[Utterance]],
     return PrepareResult(summaries, problems)
 
 
+def write_lm_text(out_dir: str | os.PathLike, sentences: list[str], source: str) -> str:
+    """OUT/lm_text.txt, a sentence a line, for `asr lm build`; returns the line to report."""
+    path = Path(out_dir) / "lm_text.txt"
+    tmp = path.with_name(path.name + ".tmp")
+    sentences = [s for s in sentences if s]
+    tmp.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+    tmp.replace(path)
+    words = sum(len(s.split()) for s in sentences)
+    return f"{path}\t{len(sentences)} sentences, {words} words (LM text: {source})"
+
+
 def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike) -> PrepareResult:
     from asr.prepare import fsdd, librispeech, ljspeech
 

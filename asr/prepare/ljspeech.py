@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.data import Utterance
-from asr.prepare import PrepareError, PrepareResult, utterance, write_splits
+from asr.prepare import PrepareError, PrepareResult, utterance, write_lm_text, write_splits
 from asr.text import normalize
 
 DEV = {f"LJ002-{i:04d}" for i in range(171, 201)}
@@ -59,9 +59,4 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
     if not any(splits.values()):
         raise PrepareError(f"{src}: no clip of metadata.csv has audio in {src / 'wavs'}")
     result = write_splits(out_dir, splits, problems)
-    lm_path = out_dir / "lm_text.txt"
-    tmp = lm_path.with_name(lm_path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lm_text if line), encoding="utf-8")
-    tmp.replace(lm_path)
-    words = sum(len(line.split()) for line in lm_text)
-    return result._replace(extras=[f"{lm_path}\t{len(lm_text)} sentences, {words} words (LM text: no dev or test row)"])
+    return result._replace(extras=[write_lm_text(out_dir, lm_text, "no dev or test row")])
