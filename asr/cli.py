@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--format", choices=["txt", "json"], default="txt",
+                   help="txt: FILE<TAB>TEXT; json: a JSON object a line, with each word's start, end and confidence")
     _decoding_options(p)
     p.set_defaults(run=_transcribe)
 
@@ -253,10 +255,15 @@ def _transcribe(args) -> int:
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     failed = 0
-    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab)):
+    json_out = args.format == "json"
+    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab), timestamps=json_out):
         if t.error:
             failed += 1
             print(f"asr: error: {t.error}", file=sys.stderr)
+        elif json_out:
+            words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in t.words]
+            print(json.dumps({"path": t.path, "text": t.text, "duration": round(t.duration, 3), "words": words},
+                             ensure_ascii=False), flush=True)
         else:
             print(f"{t.path}\t{t.text}", flush=True)
     return 1 if failed else 0

@@ -218,3 +218,58 @@ def _write_lexicon(words: list[str], vocab: Vocabulary, path: str) -> None:
             if all(c in vocab.index and c != WORD_BOUNDARY for c in w):
                 f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")
 
+
+
+class Word(NamedTuple):
+    text: str
+    start: float  # seconds from the start of the audio
+    end: float
+    confidence: float  # 0..1: mean posterior of the word's units where the alignment puts them
+
+
+def align_words(log_probs: torch.Tensor, length: int, text: str, vocab: Vocabulary,
+                frame_seconds: float, duration: float | None = None) -> list[Word]:
+    """Start, end and confidence of each word of `text` (this utterance's transcript), by CTC
+    forced alignment (torchaudio's Viterbi) on the model's own log-probabilities (T, V).
+
+    A CTC model marks each unit with a spike a frame or two wide, somewhere inside its sound;
+    a word's spikes span less than the word. So each word is widened by half the spacing of its
+    own spikes on either side (as if each spike sat mid-unit), never past the middle of the gap
+    to its neighbour. Times are clipped to `duration` (the last frame reaches past the audio).
+    """
+    from torchaudio.functional import forced_align, merge_tokens
+
+    words = text.split()
+    if not words or length <= 0:
+        return []
+    targets = [vocab.index[c] for c in WORD_BOUNDARY.join(words)]
+    if len(targets) + sum(a == b for a, b in zip(targets, targets[1:])) > length:
+        return []  # more units than frames: no alignment exists
+    emissions = log_probs[:length].detach().float().cpu()[None]
+    labels, scores = forced_align(emissions, torch.tensor([targets], dtype=torch.int32), blank=vocab.blank)
+    spans = merge_tokens(labels[0], scores[0].exp(), blank=vocab.blank)
+    groups, current = [], []
+    for span in spans:  # one group of unit spans per word, split at '|'
+        if span.token == vocab.index[WORD_BOUNDARY]:
+            groups.append(current)
+            current = []
+        else:
+            current.append(span)
+    groups.append(current)
+    groups = [g for g in groups if g]
+    centres = [[(s.start + s.end) / 2 for s in g] for g in groups]
+    spacing = [(c[-1] - c[0]) / (len(c) - 1) for c in centres if len(c) > 1]
+    typical = sorted(spacing)[len(spacing) // 2] if spacing else 1.0
+    result = []
+    for k, (word, group, c) in enumerate(zip(words, groups, centres)):
+        half = ((c[-1] - c[0]) / (len(c) - 1) if len(c) > 1 else typical) / 2
+        start, end = c[0] - half, c[-1] + half
+        if k > 0:
+            start = max(start, (centres[k - 1][-1] + c[0]) / 2)
+        if k + 1 < len(groups):
+            end = min(end, (c[-1] + centres[k + 1][0]) / 2)
+        limit = length * frame_seconds if duration is None else min(duration, length * frame_seconds)
+        start, end = max(0.0, start * frame_seconds), min(limit, end * frame_seconds)
+        confidence = sum(float(s.score) * (s.end - s.start) for s in group) / sum(s.end - s.start for s in group)
+        result.append(Word(word, round(start, 3), round(end, 3), round(confidence, 3)))
+    return result

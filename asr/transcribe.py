@@ -10,7 +10,7 @@ import torch
 from asr import audio
 from asr.checkpoint import Recognizer
 from asr.data import Utterance, read_manifest
-from asr.decode import BeamDecoder, Hypothesis, greedy
+from asr.decode import BeamDecoder, Hypothesis, Word, align_words, greedy
 from asr.score import Score, score
 from asr.text import normalize
 
@@ -19,6 +19,8 @@ class Transcript(NamedTuple):
     path: str
     text: str | None  # None when the file failed
     error: str | None = None  # one line naming the file and the problem
+    words: list[Word] | None = None  # with timestamps=True: each word's start, end, confidence
+    duration: float | None = None  # seconds of audio
 
 
 class UtteranceResult(NamedTuple):
@@ -51,8 +53,9 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
 
 
 def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8,
-               decoder: BeamDecoder | None = None) -> Iterator[Transcript]:
-    """Transcripts in input order; a file that cannot be read yields its error and the rest go on."""
+               decoder: BeamDecoder | None = None, timestamps: bool = False) -> Iterator[Transcript]:
+    """Transcripts in input order; a file that cannot be read yields its error and the rest go on.
+    With `timestamps`, each word's times and confidence, by forced alignment of the transcript."""
     if decoder is not None:  # enough utterances per batch for every decoding process
         batch_size = max(batch_size, 16 * decoder.config.workers)
     pending: list[tuple[str, torch.Tensor]] = []
@@ -60,23 +63,30 @@ def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch
         try:
             wave = torch.from_numpy(audio.load(path))
         except audio.AudioError as e:
-            yield from _flush(recognizer, pending, decoder)
+            yield from _flush(recognizer, pending, decoder, timestamps)
             pending = []
             yield Transcript(str(path), None, str(e))
             continue
         pending.append((str(path), wave))
         if len(pending) >= batch_size:
-            yield from _flush(recognizer, pending, decoder)
+            yield from _flush(recognizer, pending, decoder, timestamps)
             pending = []
-    yield from _flush(recognizer, pending, decoder)
+    yield from _flush(recognizer, pending, decoder, timestamps)
 
 
-def _flush(recognizer, pending, decoder):
+def _flush(recognizer, pending, decoder, timestamps):
     if not pending:
         return
-    hyps = recognize(recognizer, [w for _, w in pending], decoder)
-    for (path, _), hyp in zip(pending, hyps):
-        yield Transcript(path, hyp.text)
+    log_probs, lengths = emissions(recognizer, [w for _, w in pending])
+    hyps = decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
+    config = recognizer.config
+    frame_seconds = config.features.hop_ms * config.model.stack / 1000
+    for i, ((path, wave), hyp) in enumerate(zip(pending, hyps)):
+        duration = len(wave) / config.features.sample_rate
+        words = None
+        if timestamps:
+            words = align_words(log_probs[i], int(lengths[i]), hyp.text, recognizer.vocab, frame_seconds, duration)
+        yield Transcript(path, hyp.text, None, words, duration)
 
 
 def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8,

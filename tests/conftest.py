@@ -48,6 +48,23 @@ def write_tone_corpus(folder: Path, texts: list[str], sample_rate: int = 16000) 
     return utts
 
 
+def spaced_words(words: list[str], rng: np.random.Generator, sample_rate: int = 16000):
+    """Tone speech of `words` with random silences between them (0.15 to 0.6 s) and around
+    them; returns the audio and each word's true (start, end) in seconds."""
+    def silence(low, high):
+        return np.zeros(int(rng.uniform(low, high) * sample_rate), np.float32)
+
+    pieces, truth, t = [silence(0.1, 0.4)], [], 0.0
+    t += len(pieces[0]) / sample_rate
+    edge = int(0.1 * sample_rate)  # tone_speech's own leading and trailing silence
+    for k, word in enumerate(words):
+        wave = tone_speech(word, sample_rate, seed=int(rng.integers(1 << 30)))[edge:-edge]
+        truth.append((t, t + len(wave) / sample_rate))
+        pieces += [wave, silence(0.15, 0.6) if k + 1 < len(words) else silence(0.1, 0.4)]
+        t += (len(wave) + len(pieces[-1])) / sample_rate
+    return np.concatenate(pieces), truth
+
+
 MEMORISED = ["CAB", "BAD CAB", "ACE BED"]
 
 

@@ -67,6 +67,16 @@ def test_lm_build_then_beam_decoding_with_it(trained, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"asr: error: {tmp_path / 'none.txt'}: cannot read (No such file or directory)"
 
 
+def test_transcribe_json_has_words_and_duration(trained, tmp_path, capsys):
+    sf.write(tmp_path / "one.wav", tone_speech("ONE"), 16000)
+    assert main(["transcribe", str(tmp_path / "one.wav"), "--model", str(trained / "exp" / "best.pt"),
+                 "--format", "json"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry.keys() == {"path", "text", "duration", "words"} and entry["path"] == str(tmp_path / "one.wav")
+    assert entry["duration"] == pytest.approx(len(tone_speech("ONE")) / 16000, abs=1e-3)
+    assert [w["word"] for w in entry["words"]] == entry["text"].split()
+
+
 def test_transcribe_reports_each_bad_file_and_carries_on(trained, tmp_path, capsys):
     good = tmp_path / "good.wav"
     sf.write(good, tone_speech("ONE"), 16000)

@@ -74,3 +74,11 @@ def test_tune_lm_finds_weights_that_decode_the_dev_set(memorised, tmp_path):
     points = tune(recognizer, memorised.dev, decoder, [0.0, 1.0], [-1.0, 0.0])
     assert len(points) == 4 and points[0].score.wer == 0.0
     assert [p.score.wer for p in points] == sorted(p.score.wer for p in points)
+
+
+def test_timestamps_give_each_word_its_times_in_order(recognizer, memorised):
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    for t, text in zip(transcribe(recognizer, paths, timestamps=True), MEMORISED):
+        assert t.text == text and [w.text for w in t.words] == text.split()
+        assert 0 <= t.words[0].start and t.words[-1].end <= t.duration
+        assert all(a.end <= b.start for a, b in zip(t.words, t.words[1:]))
