@@ -101,8 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--format", choices=["txt", "json"], default="txt",
-                   help="txt: FILE<TAB>TEXT; json: a JSON object a line, with each word's start, end and confidence")
+    p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",
+                   help="txt: FILE<TAB>TEXT; json: a JSON object a line, with each word's start, end and "
+                        "confidence; srt, vtt: captions")
+    p.add_argument("--output-dir", help="write FILE's result to DIR/NAME.FORMAT instead of standard output")
     _decoding_options(p)
     p.set_defaults(run=_transcribe)
 
@@ -253,20 +255,35 @@ def _transcribe(args) -> int:
     from asr.train import resolve_device
     from asr.transcribe import transcribe
 
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        raise ConfigError(f"--format {args.format} makes one caption file per input: give --output-dir for several")
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     failed = 0
-    json_out = args.format == "json"
-    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab), timestamps=json_out):
+    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab), timestamps=args.format != "txt"):
         if t.error:
             failed += 1
             print(f"asr: error: {t.error}", file=sys.stderr)
-        elif json_out:
-            words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in t.words]
-            print(json.dumps({"path": t.path, "text": t.text, "duration": round(t.duration, 3), "words": words},
-                             ensure_ascii=False), flush=True)
+            continue
+        text = _render(t, args.format)
+        if args.output_dir:
+            out = Path(args.output_dir) / f"{Path(t.path).stem}.{args.format}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
         else:
-            print(f"{t.path}\t{t.text}", flush=True)
+            print(text, end="", flush=True)
     return 1 if failed else 0
+
+
+def _render(t, fmt: str) -> str:
+    from asr.transcribe import captions, to_srt, to_vtt
+
+    if fmt == "txt":
+        return f"{t.path}\t{t.text}\n"
+    if fmt == "json":
+        words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in t.words]
+        entry = {"path": t.path, "text": t.text, "duration": round(t.duration, 3), "words": words}
+        return json.dumps(entry, ensure_ascii=False) + "\n"
+    return (to_srt if fmt == "srt" else to_vtt)(captions(t.words))
 
 
 def _tune_lm(args) -> int:

@@ -135,3 +135,36 @@ def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecod
             hyps = [h.text for log_probs, lengths in cached for h in d(log_probs, lengths)]
             points.append(TunePoint(a, b, score(refs, hyps)))
     return sorted(points, key=lambda p: (p.score.wer, p.score.cer))
+
+
+class Caption(NamedTuple):
+    start: float
+    end: float
+    text: str
+
+
+def captions(words: list[Word], max_words: int = 7, max_seconds: float = 3.5, pause: float = 0.6) -> list[Caption]:
+    """Words grouped into caption blocks: a new block after `max_words` words, when the block
+    would last longer than `max_seconds`, or at a pause of `pause` seconds or more."""
+    blocks: list[list[Word]] = []
+    for w in words:
+        block = blocks[-1] if blocks else None
+        if (block is None or len(block) >= max_words or w.end - block[0].start > max_seconds
+                or w.start - block[-1].end >= pause):
+            blocks.append([w])
+        else:
+            block.append(w)
+    return [Caption(b[0].start, b[-1].end, " ".join(w.text for w in b)) for b in blocks]
+
+
+def to_srt(blocks: list[Caption]) -> str:
+    return "".join(f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n{c.text}\n\n" for i, c in enumerate(blocks, 1))
+
+
+def to_vtt(blocks: list[Caption]) -> str:
+    return "WEBVTT\n\n" + "".join(f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n{c.text}\n\n" for c in blocks)
+
+
+def _clock(seconds: float, comma: str) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{comma}{ms % 1000:03d}"

@@ -77,6 +77,18 @@ def test_transcribe_json_has_words_and_duration(trained, tmp_path, capsys):
     assert [w["word"] for w in entry["words"]] == entry["text"].split()
 
 
+def test_transcribe_captions_one_file_per_input(trained, tmp_path, capsys):
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", tone_speech("ONE TWO"), 16000)
+    files = [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
+    model = ["--model", str(trained / "exp" / "best.pt")]
+    assert main(["transcribe", *files, *model, "--format", "srt"]) == 1
+    assert "give --output-dir for several" in capsys.readouterr().err
+    assert main(["transcribe", *files, *model, "--format", "vtt", "--output-dir", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.vtt", "b.vtt"]
+    assert (tmp_path / "out" / "a.vtt").read_text().startswith("WEBVTT\n")
+
+
 def test_transcribe_reports_each_bad_file_and_carries_on(trained, tmp_path, capsys):
     good = tmp_path / "good.wav"
     sf.write(good, tone_speech("ONE"), 16000)

@@ -82,3 +82,16 @@ def test_timestamps_give_each_word_its_times_in_order(recognizer, memorised):
         assert t.text == text and [w.text for w in t.words] == text.split()
         assert 0 <= t.words[0].start and t.words[-1].end <= t.duration
         assert all(a.end <= b.start for a, b in zip(t.words, t.words[1:]))
+
+
+def test_captions_split_at_pauses_and_length_and_render_as_srt_and_vtt():
+    from asr.decode import Word
+    from asr.transcribe import captions, to_srt, to_vtt
+
+    words = [Word("ONE", 0.5, 0.9, 1.0), Word("TWO", 1.0, 1.4, 1.0), Word("THREE", 2.5, 3.0, 1.0),
+             *(Word(f"W{i}", 3.1 + i * 0.3, 3.3 + i * 0.3, 1.0) for i in range(8))]
+    blocks = captions(words, max_words=7, max_seconds=3.5, pause=0.6)
+    assert [b.text for b in blocks] == ["ONE TWO", "THREE W0 W1 W2 W3 W4 W5", "W6 W7"]
+    assert to_srt(blocks[:1]) == "1\n00:00:00,500 --> 00:00:01,400\nONE TWO\n\n"
+    assert to_vtt(blocks[:1]) == "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nONE TWO\n\n"
+    assert to_srt([blocks[0]._replace(start=3723.004)]).splitlines()[1].startswith("01:02:03,004 -->")
