@@ -91,7 +91,10 @@ class BeamDecoder:
                     self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
                     _write_lexicon(words, vocab, self.lexicon)
             if self.lexicon:
-                word_dict = create_word_dict(load_words(self.lexicon))
+                try:
+                    word_dict = create_word_dict(load_words(self.lexicon))
+                except Exception as e:  # a missing or malformed file, as flashlight reports it
+                    raise DecodeError(f"{self.lexicon}: not a usable lexicon ({' '.join(str(e).split())[:200]})") from None
             else:
                 units = {u: [[u]] for u in vocab.units}
                 units[UNK] = [[UNK]]

@@ -233,6 +233,7 @@ class _Trainer:
         self.log = _RunLog(self.out_dir, p.step, self.ddp.main)
         start = self.clock = self.t0 = time.monotonic()
         first_epoch = p.epoch
+        stopped_by = None  # a signal that arrives after the last step stops nothing
         with _catch_stop_signals(self._on_signal):
             try:
                 while p.epoch < cfg.epochs and not (cfg.max_steps and p.step >= cfg.max_steps):
@@ -258,7 +259,8 @@ class _Trainer:
                         self._end_epoch(finished=p.batch >= len(self.sampler.global_batches))
                     if self.stop_requested:  # (the end of an epoch is also where ranks agree on it)
                         self._save_last()
-                        self.log.info(f"stopped by {self.stop_signal} at step {p.step}: {self.last} holds it; "
+                        stopped_by = self.stop_signal
+                        self.log.info(f"stopped by {stopped_by} at step {p.step}: {self.last} holds it; "
                                       f"continue with: asr train --resume {self.out_dir}")
                         break
                     elapsed = time.monotonic() - start
@@ -271,7 +273,7 @@ class _Trainer:
         history = [EpochResult(**h) for h in p.history]
         best_wer = p.best[0]["wer"] if p.best else math.inf
         return TrainResult(self.out_dir, history, best_wer, p.step, time.monotonic() - start,
-                           count_parameters(self.model), p.skipped, self.stop_signal)
+                           count_parameters(self.model), p.skipped, stopped_by)
 
     @property
     def stop_requested(self) -> bool:

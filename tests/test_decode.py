@@ -108,6 +108,8 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
         BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "junk.arpa")))
     with pytest.raises(DecodeError, match="nope.arpa: no such LM file"):
         BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "nope.arpa")))
+    with pytest.raises(DecodeError, match="nope.txt: not a usable lexicon"):
+        BeamDecoder(vocab, BeamConfig(lm=plain, lexicon=str(tmp_path / "nope.txt")))
 
 
 
