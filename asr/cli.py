@@ -24,10 +24,11 @@ from asr.data import ManifestError
 from asr.decode import DecodeError
 from asr.lm import LMError
 from asr.prepare import PrepareError
+from asr.prepare.download import DownloadError
 from asr.train import TrainError
 
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, DecodeError, LMError, ManifestError, PrepareError,
-               TrainError)
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, DecodeError, DownloadError, LMError, ManifestError,
+               PrepareError, TrainError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="the corpus folder as it ships")
     p.add_argument("out", help="folder for the manifests")
     p.set_defaults(run=_prepare)
+
+    p = sub.add_parser("download", help="fetch a public corpus (resumable, checksummed) and unpack it")
+    p.add_argument("corpus", choices=["librispeech"])
+    p.add_argument("out", help="folder: OUT/LibriSpeech/<subset>, OUT/lm/<file>, OUT/archives/")
+    p.add_argument("--subsets", nargs="+", default=[], help="e.g. train-clean-100 dev-clean test-clean")
+    p.add_argument("--lm", nargs="+", default=[], help="official LM files, e.g. 4-gram.arpa.gz librispeech-lexicon.txt")
+    p.set_defaults(run=_download)
 
     p = sub.add_parser("train", help="train a model (under torchrun: on every process it starts)",
                        epilog="A preempted job can run the same command again: with --config and --resume DIR, "
@@ -155,6 +163,16 @@ def _prepare(args) -> int:
     for s in result.splits:
         print(f"{s.manifest}\t{s.utterances} utterances\t{s.hours:.2f} h")
     for line in result.extras:
+        print(line)
+    return 0
+
+
+def _download(args) -> int:
+    from asr.prepare.download import download_librispeech
+
+    if not args.subsets and not args.lm:
+        raise ConfigError("nothing to download: give --subsets and/or --lm")
+    for line in download_librispeech(args.out, args.subsets, args.lm):
         print(line)
     return 0
 
