@@ -244,7 +244,7 @@ def _lm_build(args) -> int:
     sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
     print(f"{args.out}: order {args.order} from {words:,} {args.units}; {sizes}; {time.monotonic() - start:.1f} s")
     if args.lexicon:
-        print(f"{args.lexicon}: {lm.write_lexicon(model, args.lexicon):,} words")
+        print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from asr.lm import BOS, EOS, UNK, write_lexicon
 from asr.text import WORD_BOUNDARY, Vocabulary
 
 
@@ -52,7 +53,7 @@ class BeamConfig:
     beam_threshold: float = 25.0  # prune hypotheses this far (log) below the best
     lm: str = ""
     lexicon: str = ""  # word -> spelling file; default: from the ARPA file's words
-    lm_weight: float = 2.0
+    lm_weight: float = 1.0
     word_score: float = 0.0  # added per word (lexicon mode) or per '|' (lexicon-free)
     sil_score: float = 0.0
     nbest: int = 1
@@ -89,7 +90,9 @@ class BeamDecoder:
                     self.lexicon = None
                 else:
                     self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
-                    _write_lexicon(words, vocab, self.lexicon)
+                    # only words the units can spell: the others could never be output anyway
+                    write_lexicon([w for w in words if all(c in vocab.index and c != WORD_BOUNDARY for c in w)],
+                                  self.lexicon)
             if self.lexicon:
                 try:
                     word_dict = create_word_dict(load_words(self.lexicon))
@@ -157,9 +160,6 @@ def _nbest_of(i: int) -> list[Hypothesis]:
     return decoder._nbest(emissions[i:i + 1], lengths[i:i + 1])[0]
 
 
-UNK = "<unk>"
-
-
 def arpa_words(path: str | os.PathLike) -> list[str]:
     """The words of an ARPA file's unigram section (<s>, </s> and <unk> left out)."""
     words = []
@@ -169,13 +169,15 @@ def arpa_words(path: str | os.PathLike) -> list[str]:
             in_unigrams = False
             for line in f:
                 line = line.strip()
+                if not words and not in_unigrams and line and not line.startswith(("\\", "ngram ")):
+                    break  # ARPA opens with \data\ and its counts: this is something else (a binary)
                 if line == "\\1-grams:":
                     in_unigrams = True
                 elif in_unigrams and line.startswith("\\"):
                     break
                 elif in_unigrams and line:
                     parts = line.split()
-                    if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", UNK):
+                    if len(parts) >= 2 and parts[1] not in (BOS, EOS, UNK):
                         words.append(parts[1])
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DecodeError(f"{path}: cannot read LM ({e})") from None
@@ -213,13 +215,6 @@ def _plain_lm(path: str, tmp: Path) -> Path:
         raise DecodeError(f"{path}: cannot unpack ({e})") from None
     return out
 
-
-def _write_lexicon(words: list[str], vocab: Vocabulary, path: str) -> None:
-    """Each word the units can spell, as 'WORD W O R D |'; the others cannot be output anyway."""
-    with open(path, "w", encoding="utf-8") as f:
-        for w in words:
-            if all(c in vocab.index and c != WORD_BOUNDARY for c in w):
-                f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")
 
 
 

@@ -151,9 +151,9 @@ def build(sentences: Iterable[list[str]], order: int, prune: Iterable[int] = ())
     return model
 
 
-def write_lexicon(model: NgramModel, path: str | os.PathLike) -> int:
-    """One line per word of the model, spelt in acoustic units: 'HELLO H E L L O |'."""
-    words = sorted(w for w in model.vocabulary if w not in (BOS, EOS, UNK))
+def write_lexicon(words: Iterable[str], path: str | os.PathLike) -> int:
+    """A line per word (sentence markers left out), spelt in acoustic units: 'HELLO\tH E L L O |'."""
+    words = sorted(set(words) - {BOS, EOS, UNK})
     with open(path, "w", encoding="utf-8") as f:
         for w in words:
             f.write(f"{w}\t{' '.join(w)} {WORD_BOUNDARY}\n")

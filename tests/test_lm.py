@@ -135,5 +135,5 @@ def test_text_is_normalised_and_read_a_line_at_a_time(tmp_path):
 
 def test_lexicon_spells_each_word_in_acoustic_units(tmp_path):
     model = build(_sentences(["don't stop", "stop"]), 2)
-    assert write_lexicon(model, tmp_path / "lexicon.txt") == 2
+    assert write_lexicon(model.vocabulary, tmp_path / "lexicon.txt") == 2
     assert (tmp_path / "lexicon.txt").read_text().splitlines() == ["DON'T\tD O N ' T |", "STOP\tS T O P |"]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -148,8 +149,6 @@ def _sha256(path: Path) -> str:
 
 
 def _check_gzip(path: Path, url: str) -> None:
-    import gzip
-
     try:
         with gzip.open(path, "rb") as f, open(os.devnull, "wb") as null:
             shutil.copyfileobj(f, null, 1 << 20)
