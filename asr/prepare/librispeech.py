@@ -2,7 +2,7 @@
 
 One manifest per subset folder found under SRC (`OUT/dev-clean.jsonl`, ...). Durations come from
 the FLAC headers. A transcript line without audio, or audio without a transcript line, is
-reported, never silently dropped.
+reported, never silently dropped. With train-* subsets, OUT/lm_text.txt holds their transcripts.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.data import Utterance
-from asr.prepare import PrepareError, PrepareResult, utterance, write_splits
+from asr.prepare import PrepareError, PrepareResult, utterance, write_lm_text, write_splits
 from asr.text import normalize
 
 
@@ -24,7 +24,9 @@ def prepare(src: Path, out_dir: Path) -> PrepareResult:
     splits, problems = {}, []
     for subset in subsets:
         splits[subset.name] = _subset(subset, problems)
-    return write_splits(out_dir, splits, problems)
+    result = write_splits(out_dir, splits, problems)
+    train = [u.text for name, utts in splits.items() if name.startswith("train") for u in utts]
+    return result._replace(extras=[write_lm_text(out_dir, train, "train-* transcripts")]) if train else result
 
 
 def _subset(folder: Path, problems: list[str]) -> list[Utterance]:

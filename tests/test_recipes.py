@@ -1,0 +1,34 @@
+"""The recipes run end to end on the real speech in ../shared/data (skipped where it is absent)."""
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, needs_shared
+
+
+def _recipe(script, *args):
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(ROOT / "recipes" / script), *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_librispeech_stages_1_to_5_on_the_real_tree(tmp_path):
+    src = needs_shared("librispeech", "LibriSpeech")
+    common = ["--src", src, "--data-dir", tmp_path / "data", "--exp-dir", tmp_path / "exp", "--nproc", 1,
+              "--config", ROOT / "conf" / "tiny.yaml", "--train-sets", "dev-clean-2", "--dev-sets", "dev-clean-2",
+              "--test-sets", "test-clean", "--lm", "", "--set", "train.max_steps=6 train.batch_seconds=30",
+              "--results", tmp_path / "RESULTS.md"]
+    run = _recipe("librispeech/run.sh", "--stage", 1, *common)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "data" / "dev-clean-2.jsonl").read_text().count("\n") == 10
+    assert (tmp_path / "data" / "test-clean.jsonl").read_text().count("\n") == 4
+    results = (tmp_path / "RESULTS.md").read_text()
+    for row in ("| dev-clean-2 |", "| test-clean |"):
+        line = next(line for line in results.splitlines() if line.startswith(row))
+        assert line.count("%") == 4 and "n/a" not in line, line
+    assert "asr lm build --text" in results and "asr tune-lm" in results and "Hardware:" in results
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    # Again, training only: it finds its checkpoint and has nothing left to do.
+    run = _recipe("librispeech/run.sh", "--stage", 3, "--stop-stage", 3, *common)
+    assert run.returncode == 0 and "trained 6 steps" in run.stdout and "resumed from" in run.stderr, run.stderr[-3000:]

@@ -1,0 +1,113 @@
+"""Write a recipe's RESULTS.md from what its stages left in EXP: the decode outputs, the
+training log and checkpoint, the exact commands (EXP/commands.txt) and the machine.
+
+    python tools/results.py exp/librispeech --sets dev-clean test-clean --title "LibriSpeech" \
+        --out recipes/librispeech/RESULTS.md [--curve]
+
+--curve also draws the training curve (tools/plot_training.py) next to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+FINAL = re.compile(r"WER (\S+)% CER (\S+)% \((\d+) utterances\)")
+PEERS = """Peers with similar models on the full 960 h (their published figures, for scale):
+deepspeech.pytorch 5×1024 BiLSTM, greedy: 11.20 / 31.31 WER on test-clean / test-other;
+ESPnet BLSTMP, no LM: 7.7 / 21.9; DeepSpeech2 with an LM: 5.33 / 13.25."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp", type=Path)
+    parser.add_argument("--sets", nargs="+", required=True)
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--curve", action="store_true", help="draw the training curve next to --out")
+    parser.add_argument("--peers", action="store_true", help="add the LibriSpeech peers' figures")
+    args = parser.parse_args()
+    exp = args.exp
+
+    rows = []
+    for s in args.sets:
+        row = [s]
+        for kind in ("greedy", "lm"):
+            found = _final(exp / "decode" / f"{kind}_{s}.txt")
+            row += [f"{found[0]}%", f"{found[1]}%"] if found else ["n/a", "n/a"]
+        rows.append(row)
+    tuned = _last_line(exp / "decode" / "tune.txt")
+    checkpoint = torch.load(exp / "best.pt", map_location="cpu", weights_only=True)
+    model = checkpoint["config"]["model"]
+    params = sum(t.numel() for t in checkpoint["model"].values())
+    epochs = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()
+              if line.strip() and "train_loss" in line]
+    seconds = epochs[-1]["seconds"] if epochs else float("nan")
+    commands = list(dict.fromkeys((exp / "commands.txt").read_text().splitlines())) if (exp / "commands.txt").exists() else []
+
+    lines = [f"# {args.title}: results", "",
+             f"Written by `python tools/results.py {shlex.join(sys.argv[1:])}` from `{exp}`.", "",
+             "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    lines += ["", f"LM weights (tuned on the first dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
+              f"Model: BiLSTM {model['layers']} × {model['hidden']} per direction, {model['stack']} stacked frames, "
+              f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}).",
+              f"Training: {len(epochs)} epochs logged, {seconds / 60:.1f} minutes of training wall time.",
+              f"Hardware: {_hardware()}.",
+              "Expected epoch time on one H100: not measured yet (no GPU has run `tools/bench_train.py`; see "
+              "docs/benchmarks.md)."]
+    if args.peers:
+        lines += ["", PEERS]
+    if args.curve:
+        png = args.out.with_name("curve.png")
+        subprocess.run([sys.executable, str(Path(__file__).with_name("plot_training.py")), str(exp / "log.jsonl"),
+                        "--out", str(png), "--title", args.title], check=True, stdout=subprocess.DEVNULL)
+        lines += ["", f"![training curve]({png.name})"]
+    lines += ["", "Commands, in the order the stages ran them:", "", "```", *commands, "```", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(args.out)
+    return 0
+
+
+def _final(path: Path):
+    line = _last_line(path)
+    m = FINAL.search(line or "")
+    return m.groups() if m else None
+
+
+def _last_line(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _hardware() -> str:
+    try:
+        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=20).stdout.split("\n")
+        gpus = [g for g in gpus if g.strip()]
+        if gpus:
+            return f"{len(gpus)} × {gpus[0]}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cpu = platform.processor() or "CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, no GPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
