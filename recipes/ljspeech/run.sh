@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
-# LJ Speech on a CPU: prepare -> train (under 30 min on 2 cores) -> evaluate on the test split.
-# Run from the project root:  bash recipes/ljspeech/run.sh [LJSpeech-1.1 folder]
+# LJ Speech on a CPU, in the shared stages (recipes/stages.sh): 1 manifests (fixed splits: dev
+# LJ002-0171..0200, test LJ003-0001..0098) and the LM text (every metadata row but dev and test),
+# 2 a 4-gram of it, 3 training (29-minute budget on 2 cores), 4 greedy and LM decoding,
+# 5 recipes/ljspeech/RESULTS.md with the curve. Works on the published LJSpeech-1.1 (.wav) too.
+# Run from the project root:
+#   bash recipes/ljspeech/run.sh [--src LJSpeech-1.1] [--stage N] [--stop-stage M] ...
 set -euo pipefail
-src=${1:-../shared/data/ljspeech/LJSpeech-1.1}
-data=${DATA:-data/lj}
-exp=${EXP:-exp/lj}
-asr prepare ljspeech "$src" "$data"
-asr train --config conf/ljspeech_cpu.yaml --train "$data/train.jsonl" --dev "$data/dev.jsonl" --out "$exp"
-asr evaluate --model "$exp/best.pt" --manifest "$data/test.jsonl" --report "$exp/test_report.json"
+corpus=ljspeech
+stage=1
+stop_stage=5
+src=../shared/data/ljspeech/LJSpeech-1.1
+data_dir=data/lj
+exp_dir=exp/lj
+nproc=1
+config=conf/ljspeech_cpu.yaml
+train_sets=train
+dev_sets=dev
+test_sets=test
+lm=""
+lm_order=4
+lm_weights="1 1.5 2 3"
+word_scores="-6 -4 -2 0"
+overrides=""
+results=recipes/ljspeech/RESULTS.md
+results_flags=""
+title="LJ Speech (test: LJ003-0001..0098)"
+source "$(dirname "$0")/../stages.sh"
+stages
