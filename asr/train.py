@@ -250,10 +250,12 @@ class _Trainer:
                             self._log_interval()
                         if self.stop_requested:
                             break
-                        if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
-                            self._save_last()
                         if cfg.max_steps and p.step >= cfg.max_steps:
                             break
+                        # (not at the epoch's last batch: the end of the epoch writes last.pt anyway)
+                        if (cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0
+                                and p.batch < len(self.sampler.global_batches)):
+                            self._save_last()
                     bar.close()
                     if not self.stop_requested:
                         self._end_epoch(finished=p.batch >= len(self.sampler.global_batches))
