@@ -10,6 +10,11 @@
 #
 # Options: --stage N --stop-stage M --src DIR --data-dir DIR --exp-dir DIR --nproc N --config YAML
 #          --train-sets "..." --dev-sets "..." --test-sets "..." --lm FILE --set "k=v ..." --results FILE
+#
+# Defaults a corpus need not set (its run.sh sets the rest: corpus, src, data_dir, exp_dir,
+# config, lm_order, lm_weights, word_scores, results, title):
+: "${stage:=1}" "${stop_stage:=5}" "${nproc:=1}" "${train_sets:=train}" "${dev_sets:=dev}" "${test_sets:=test}"
+: "${lm:=}" "${overrides:=}" "${results_flags:=}"
 while [ $# -gt 0 ]; do
   case $1 in
     --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --data-dir) data_dir=$2 ;; --exp-dir) exp_dir=$2 ;;

@@ -6,23 +6,14 @@
 #   bash recipes/fsdd/run.sh [--src FOLDER_HOLDING_recordings/] [--stage N] [--stop-stage M] ...
 set -euo pipefail
 corpus=fsdd
-stage=1
-stop_stage=5
 src=../shared/data/fsdd
 data_dir=data/fsdd
 exp_dir=exp/fsdd
-nproc=1
 config=conf/fsdd_cpu.yaml
-train_sets=train
-dev_sets=dev
-test_sets=test
-lm=""
 lm_order=2
 lm_weights="0 1 2 4"
 word_scores="4 8 16"
-overrides=""
 results=recipes/fsdd/RESULTS.md
-results_flags=""
 title="Free Spoken Digits (test: unseen speaker yweweler)"
 source "$(dirname "$0")/../stages.sh"
 stages

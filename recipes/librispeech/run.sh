@@ -21,7 +21,6 @@ lm=4-gram.arpa.gz             # official LM file to download ("" for none: stage
 lm_order=4
 lm_weights="0.5 1 1.5 2 3"
 word_scores="-4 -2 0 2"
-overrides=""
 results=recipes/librispeech/RESULTS.md
 results_flags=--peers
 source "$(dirname "$0")/../stages.sh"

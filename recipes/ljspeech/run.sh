@@ -7,23 +7,14 @@
 #   bash recipes/ljspeech/run.sh [--src LJSpeech-1.1] [--stage N] [--stop-stage M] ...
 set -euo pipefail
 corpus=ljspeech
-stage=1
-stop_stage=5
 src=../shared/data/ljspeech/LJSpeech-1.1
 data_dir=data/lj
 exp_dir=exp/lj
-nproc=1
 config=conf/ljspeech_cpu.yaml
-train_sets=train
-dev_sets=dev
-test_sets=test
-lm=""
 lm_order=4
 lm_weights="1 1.5 2 3"
 word_scores="-6 -4 -2 0"
-overrides=""
 results=recipes/ljspeech/RESULTS.md
-results_flags=""
 title="LJ Speech (test: LJ003-0001..0098)"
 source "$(dirname "$0")/../stages.sh"
 stages
