@@ -164,6 +164,9 @@ def _prepare(args) -> int:
         print(f"{s.manifest}\t{s.utterances} utterances\t{s.hours:.2f} h")
     for line in result.extras:
         print(line)
+    if result.problems:  # the manifests hold the rest; a recipe stops here rather than train on less
+        print(f"asr: error: {len(result.problems)} left out of the manifests (warnings above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.cli import main
 from asr.data import read_manifest
 from asr.prepare import PrepareError, prepare
 from conftest import needs_shared
@@ -74,6 +75,19 @@ def test_librispeech_tree_reports_what_it_leaves_out(tmp_path):
     assert len(result.problems) == 2
     assert any("84-121123.trans.txt:3" in p and "84-121123-0002.flac" in p for p in result.problems)
     assert any("84-121123-0005.flac" in p and "no transcript line" in p for p in result.problems)
+
+
+def test_prepare_command_fails_when_it_left_anything_out(tmp_path, capsys):
+    rec = tmp_path / "recordings"
+    for name in ["0_george_0.wav", "3_theo_1.wav", "9_yweweler_49.wav"]:
+        tone(rec / name, 0.4, 8000)
+    assert main(["prepare", "fsdd", str(tmp_path), str(tmp_path / "out")]) == 0
+    tone(rec / "notes.wav", 0.4, 8000)
+    capsys.readouterr()
+    assert main(["prepare", "fsdd", str(tmp_path), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "notes.wav" in err[0] and err[1] == "asr: error: 1 left out of the manifests (warnings above)"
+    assert len(read_manifest(tmp_path / "out" / "train.jsonl")) == 1  # the good files are still written
 
 
 def test_not_a_corpus(tmp_path):
