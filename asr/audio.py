@@ -6,9 +6,11 @@ can report it and carry on.
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 from pathlib import Path
+from typing import Iterable, Iterator, TextIO
 
 import numpy as np
 import soundfile as sf
@@ -28,6 +30,42 @@ class AudioError(Exception):
 
     def __reduce__(self):  # DataLoader workers pickle errors back to the main process
         return AudioError, (self.path, self.problem)
+
+
+def find_audio(inputs: Iterable[str], stdin: TextIO | None = None) -> tuple[list[str], list[str]]:
+    """The files a command was pointed at, and one line for each input that named none.
+
+    Each input is a file (taken as given: the loader judges it), a folder (searched recursively
+    for files with an audio extension, in sorted order), a glob pattern (`**` too), or `-` for
+    more inputs of these kinds read from `stdin`, one per line.
+    """
+    paths: list[str] = []
+    problems: list[str] = []
+    for item in inputs:
+        if item == "-":
+            if stdin is None:
+                problems.append("-: no standard input to read paths from")
+                continue
+            lines = [line.rstrip("\r\n") for line in stdin]
+            more, bad = find_audio([line for line in lines if line.strip() and line != "-"])
+            paths += more
+            problems += bad
+        elif os.path.isdir(item):
+            found = sorted(str(Path(root) / name) for root, _, names in os.walk(item)
+                           for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
+            if not found:
+                problems.append(f"{item}: a folder with no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            paths += found
+        elif not os.path.lexists(item) and any(c in item for c in "*?["):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                problems.append(f"{item}: no file matches this pattern")
+            for match in matches:  # a folder that matches is searched like a folder given
+                more, _ = find_audio([match]) if os.path.isdir(match) else ([match], [])
+                paths += more
+        else:
+            paths.append(item)
+    return paths, problems
 
 
 def duration(path: str | os.PathLike) -> float:
@@ -51,6 +89,34 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         # ~2 s that importing librosa adds to every command's start-up.
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """`path` as consecutive mono float32 blocks at `sample_rate`, never the whole file in memory:
+    what long recordings are read with. The blocks joined equal `load(path)` up to the resampler's
+    rounding (a streaming resampler, so no seams at block edges)."""
+    f = _open(path, sf.SoundFile)
+    with f:
+        if f.frames == 0:
+            raise AudioError(path, "no audio in file (zero length)")
+        resampler = None if f.samplerate == sample_rate else soxr.ResampleStream(
+            f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+        frames = max(1, round(block_seconds * f.samplerate))
+        while True:
+            try:
+                data = f.read(frames, dtype="float32", always_2d=True)
+            except (sf.SoundFileError, RuntimeError, ValueError, OSError) as e:
+                raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
+            last = len(data) < frames
+            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.isfinite(mono).all():
+                raise AudioError(path, "samples contain NaN or infinity")
+            if resampler is not None:
+                mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                return
 
 
 def change_speed(wave: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -3,13 +3,16 @@
 A checkpoint is a plain dict of tensors and primitives:
     format, model (state dict), config (nested dict), vocab (list of units),
     stats {mean, std}; last.pt adds the training state: optimizer, scheduler, scaler,
-    progress, rng (see asr/train.py).
+    progress, rng (see asr/train.py). An exported model (`asr export`) has fp16 weights and may
+    add `decoding`: the beam and LM settings to use by default, the LM file beside the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -17,12 +20,15 @@ from typing import NamedTuple
 import torch
 
 from asr.config import Config, ConfigError, from_dict
+from asr.decode import BeamConfig
 from asr.features import LogMel
 from asr.model import BiLSTMCTC
 from asr.text import Vocabulary
 
 FORMAT = "asr-checkpoint-1"
 REQUIRED = ("format", "model", "config", "vocab", "stats")
+# The model inside the package: what `asr transcribe FILE` uses when no --model is given.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 
 
 class CheckpointError(Exception):
@@ -36,6 +42,7 @@ class Recognizer(NamedTuple):
     model: BiLSTMCTC
     vocab: Vocabulary
     config: Config
+    decoding: BeamConfig | None = None  # an exported model's own beam and LM settings
 
     def to(self, device) -> "Recognizer":
         return self._replace(features=self.features.to(device), model=self.model.to(device))
@@ -96,9 +103,19 @@ def build(config: Config, vocab: Vocabulary) -> tuple[LogMel, BiLSTMCTC]:
     return features, model
 
 
-def load_recognizer(path: str | os.PathLike, device: str | torch.device = "cpu") -> Recognizer:
+def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Recognizer:
+    """The recognizer in the model file `path`; None: the default model inside the package."""
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise CheckpointError(f"no --model given, and the default model {DEFAULT_MODEL} is not installed")
+        path = DEFAULT_MODEL
     payload = load(path)
+    decoding = None
     try:
+        if payload.get("decoding"):
+            decoding = BeamConfig(**payload["decoding"])
+            if decoding.lm:  # stored as a name beside the model file
+                decoding.lm = str(Path(path).resolve().parent / decoding.lm)
         config = from_dict(Config, payload["config"])
         vocab = Vocabulary(payload["vocab"])
         features, model = build(config, vocab)
@@ -108,7 +125,34 @@ def load_recognizer(path: str | os.PathLike, device: str | torch.device = "cpu")
         problem = " ".join(str(e).split())[:300]
         raise CheckpointError(f"{path}: model does not match its config or vocabulary ({problem})") from None
     model.eval()
-    return Recognizer(features, model, vocab, config).to(device)
+    return Recognizer(features, model, vocab, config, decoding).to(device)
+
+
+def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike | None = None,
+           decoding: BeamConfig | None = None) -> int:
+    """A model file for users from a training checkpoint: the weights in fp16 (half the size;
+    they load back into fp32), config, vocabulary and statistics, no training state; with `lm`,
+    a copy of the LM beside it (OUT-stem.lm + the LM's suffixes) and `decoding` as its default
+    settings. Returns the model file's size in bytes."""
+    payload = load(src)
+    out = Path(out)
+    model = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    exported = {k: payload[k] for k in REQUIRED if k not in ("format", "model")}
+    exported["model"] = model
+    if lm is not None:
+        lm = Path(lm)
+        if not lm.is_file():
+            raise CheckpointError(f"{lm}: no such LM file")
+        name = f"{out.stem}.lm{''.join(lm.suffixes)}"
+        tmp = out.parent / f".{name}.tmp"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(lm, tmp)
+        os.replace(tmp, out.parent / name)
+        settings = dataclasses.asdict(decoding or BeamConfig())
+        settings.update(lm=name, lexicon="", workers=1)
+        exported["decoding"] = settings
+    save(out, exported)
+    return out.stat().st_size
 
 
 def average(paths: list[str | os.PathLike]) -> dict:

@@ -8,6 +8,7 @@ as a shell reports a process that signal killed (143 for SIGTERM).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -27,6 +28,13 @@ from asr.prepare import PrepareError
 from asr.prepare.download import DownloadError
 from asr.train import TrainError
 
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class UsageError(Exception):
+    """Options that do not go together: exit code 2, as for argparse's own usage errors."""
+
+
 USER_ERRORS = (AudioError, CheckpointError, ConfigError, DecodeError, DownloadError, LMError, ManifestError,
                PrepareError, TrainError)
 
@@ -37,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.run(args)
+    except UsageError as e:
+        print(f"asr: error: {e}", file=sys.stderr)
+        return 2
     except USER_ERRORS as e:
         print(f"asr: error: {e}", file=sys.stderr)
         return 1
@@ -98,28 +109,44 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_lm_build)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
-    p.add_argument("--model", required=True, help="checkpoint (.pt)")
+    p.add_argument("--model", help="model file (.pt); default: the model inside the package")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--report", help="write scores and every hypothesis to this JSON file")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--report", help="write the scores, S/D/I and every utterance's hypothesis and WER to this "
+                                    "JSON file, and the worst utterances' alignments beside it (NAME.alignments.txt)")
+    p.add_argument("--worst", type=int, default=20, help="utterances in the alignments file")
+    p.add_argument("--format", choices=["text", "markdown"], default="text",
+                   help="markdown: the scores as a table row for a RESULTS.md")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     _decoding_options(p)
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("transcribe", help="transcribe audio files")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--model", required=True, help="checkpoint (.pt)")
-    p.add_argument("--device", default="auto")
+    p = sub.add_parser("transcribe", help="transcribe audio files",
+                       epilog="Inputs: files, folders (searched for audio files), glob patterns, '-' (paths on stdin). "
+                              "Recordings of any length are read in windows. Exit code 1 when any input failed.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--model", help="model file (.pt); default: the model inside the package")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",
                    help="txt: FILE<TAB>TEXT; json: a JSON object a line, with each word's start, end and "
-                        "confidence; srt, vtt: captions")
+                        "confidence, the duration and the real-time factor; srt, vtt: captions")
     p.add_argument("--output-dir", help="write FILE's result to DIR/NAME.FORMAT instead of standard output")
+    p.add_argument("--batch-size", type=int, default=8, help="short files transcribed together")
     _decoding_options(p)
     p.set_defaults(run=_transcribe)
+
+    p = sub.add_parser("export", help="a model file for users: fp16 weights, optionally an LM and its weights")
+    p.add_argument("checkpoint", help="a training checkpoint, e.g. exp/lj/best.pt")
+    p.add_argument("out", help="the model file to write; the LM is copied beside it as OUT-stem.lm.*")
+    p.add_argument("--lm", help="n-gram LM (ARPA, .gz too) that transcription with this model uses by default")
+    p.add_argument("--lm-weight", type=float, default=1.0)
+    p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--beam", type=int, default=50)
+    p.set_defaults(run=_export)
 
     p = sub.add_parser("tune-lm", help="search LM weight and word score on a dev set")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
     p.add_argument("--word-scores", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0])
     _decoding_options(p, tuning=True)
@@ -130,28 +157,34 @@ def _parser() -> argparse.ArgumentParser:
 def _decoding_options(p, tuning: bool = False) -> None:
     g = p.add_argument_group("decoding (greedy unless --beam or --lm is given)")
     g.add_argument("--beam", type=int, help="beam size (default 50 with --lm)")
-    g.add_argument("--beam-threshold", type=float, default=25.0, help="prune hypotheses this far below the best")
+    g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
     g.add_argument("--decode-workers", type=int, default=len(os.sched_getaffinity(0)),
                    help="processes for beam search (default: one per CPU)")
     if not tuning:
-        g.add_argument("--lm-weight", type=float, default=1.0)
-        g.add_argument("--word-score", type=float, default=0.0)
+        g.add_argument("--lm-weight", type=float, help="default 1, or the model's own")
+        g.add_argument("--word-score", type=float, help="default 0, or the model's own")
+        g.add_argument("--greedy", action="store_true", help="no beam search, even where the model has an LM")
 
 
-def _decoder(args, vocab):
+def _decoder(args, recognizer):
+    """The beam decoder the options ask for; else an exported model's own LM settings; else
+    None (greedy)."""
     from asr.decode import BeamConfig, BeamDecoder
 
-    if not args.beam and not args.lm:
+    stored = None if args.lm or getattr(args, "greedy", False) else recognizer.decoding
+    if not args.beam and not args.lm and stored is None:
         return None
+    base = stored or BeamConfig()
+    chosen = {"lm_weight": getattr(args, "lm_weight", None), "word_score": getattr(args, "word_score", None),
+              "beam_size": args.beam, "beam_threshold": args.beam_threshold, "lm": args.lm, "lexicon": args.lexicon}
     try:
-        config = BeamConfig(beam_size=args.beam or 50, beam_threshold=args.beam_threshold, lm=args.lm or "",
-                            lexicon=args.lexicon or "", lm_weight=getattr(args, "lm_weight", 0.0),
-                            word_score=getattr(args, "word_score", 0.0), workers=args.decode_workers)
+        config = dataclasses.replace(base, workers=args.decode_workers,
+                                     **{k: v for k, v in chosen.items() if v is not None})
     except ValueError as e:
         raise ConfigError(f"decoding options: {e}") from None
-    return BeamDecoder(vocab, config)
+    return BeamDecoder(recognizer.vocab, config)
 
 
 def _prepare(args) -> int:
@@ -254,36 +287,54 @@ def _lm_build(args) -> int:
 def _evaluate(args) -> int:
     from asr.checkpoint import load_recognizer
     from asr.train import resolve_device
-    from asr.transcribe import evaluate
+    from asr.transcribe import evaluate, worst
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
-    result = evaluate(recognizer, args.manifest, decoder=_decoder(args, recognizer.vocab))
+    result = evaluate(recognizer, args.manifest, decoder=_decoder(args, recognizer))
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
         report = {**result.score._asdict(), "failed": result.failed,
-                  "utterances": [u._asdict() for u in result.utterances]}
+                  "utterances": [{**u._asdict(), "score": u.score._asdict()} for u in result.utterances]}
         Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(args.report).with_suffix(".alignments.txt").write_text(worst(result, args.worst), encoding="utf-8")
     s = result.score
-    print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
-          f"of {s.words} words; {s.char_errors} character errors of {s.chars}")
-    print(s.summary())
+    if args.format == "markdown":
+        print("| manifest | utterances | WER | CER | substitutions | deletions | insertions | words |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| {args.manifest} | {s.utterances} | {s.wer:.2f}% | {s.cer:.2f}% | {s.substitutions} | {s.deletions} "
+              f"| {s.insertions} | {s.words} |")
+    else:
+        print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
+              f"of {s.words} words; {s.char_errors} character errors of {s.chars}")
+        print(s.summary())
     return 1 if result.failed else 0
 
 
 def _transcribe(args) -> int:
+    from tqdm import tqdm
+
+    from asr.audio import find_audio
     from asr.checkpoint import load_recognizer
     from asr.train import resolve_device
     from asr.transcribe import transcribe
 
-    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
-        raise ConfigError(f"--format {args.format} makes one caption file per input: give --output-dir for several")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    paths, problems = find_audio(args.inputs, sys.stdin if "-" in args.inputs else None)
+    if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
+        raise UsageError(f"--format {args.format} makes one caption file per input: give --output-dir for several")
+    for problem in problems:
+        print(f"asr: error: {problem}", file=sys.stderr)
     recognizer = load_recognizer(args.model, resolve_device(args.device))
-    failed = 0
-    for t in transcribe(recognizer, args.files, decoder=_decoder(args, recognizer.vocab), timestamps=args.format != "txt"):
+    failed = len(problems)
+    # A bar on stderr (a terminal only) when there is more than one file; results go to stdout.
+    bar = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
+    for t in transcribe(recognizer, paths, args.batch_size, _decoder(args, recognizer), timestamps=args.format != "txt"):
+        bar.update()
         if t.error:
             failed += 1
-            print(f"asr: error: {t.error}", file=sys.stderr)
+            bar.write(f"asr: error: {t.error}", file=sys.stderr)
             continue
         text = _render(t, args.format)
         if args.output_dir:
@@ -291,7 +342,8 @@ def _transcribe(args) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")
         else:
-            print(text, end="", flush=True)
+            bar.write(text, end="", file=sys.stdout)
+    bar.close()
     return 1 if failed else 0
 
 
@@ -302,9 +354,24 @@ def _render(t, fmt: str) -> str:
         return f"{t.path}\t{t.text}\n"
     if fmt == "json":
         words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in t.words]
-        entry = {"path": t.path, "text": t.text, "duration": round(t.duration, 3), "words": words}
+        entry = {"path": t.path, "text": t.text, "duration": round(t.duration, 3), "rtf": round(t.rtf, 4),
+                 "words": words}
         return json.dumps(entry, ensure_ascii=False) + "\n"
     return (to_srt if fmt == "srt" else to_vtt)(captions(t.words))
+
+
+def _export(args) -> int:
+    from asr import checkpoint
+    from asr.decode import BeamConfig
+
+    try:
+        decoding = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)
+    except ValueError as e:
+        raise UsageError(f"decoding options: {e}") from None
+    size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None)
+    lm = f", with {args.lm} (--lm-weight {args.lm_weight:g} --word-score {args.word_score:g})" if args.lm else ""
+    print(f"{args.out}: {size / 1e6:.1f} MB{lm}")
+    return 0
 
 
 def _tune_lm(args) -> int:
@@ -313,7 +380,7 @@ def _tune_lm(args) -> int:
     from asr.transcribe import tune
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))
-    points = tune(recognizer, args.manifest, _decoder(args, recognizer.vocab), args.lm_weights, args.word_scores)
+    points = tune(recognizer, args.manifest, _decoder(args, recognizer), args.lm_weights, args.word_scores)
     print("lm_weight\tword_score\tWER\tCER")
     for p in sorted(points, key=lambda p: (p.lm_weight, p.word_score)):
         print(f"{p.lm_weight:g}\t{p.word_score:g}\t{p.score.wer:.2f}\t{p.score.cer:.2f}")

@@ -80,10 +80,14 @@ class LogMel(nn.Module):
         power = self.mel(waves.float())  # (B, n_mels, T)
         return torch.log(power.clamp(min=1e-10)).transpose(1, 2)
 
-    def local(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-mel with each utterance's mean (over its own frames, not the padding) removed."""
+    def local(self, waves: torch.Tensor, lengths: torch.Tensor,
+              utterance_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel with each utterance's mean (over its own frames, not the padding) removed; or
+        `utterance_mean` (n_mels), the mean of a whole recording that arrives in windows."""
         feats, frames = self.raw(waves), self.num_frames(lengths)
-        if self.config.cmn:
+        if self.config.cmn and utterance_mean is not None:
+            feats = feats - utterance_mean.to(feats.device)
+        elif self.config.cmn:
             # `lengths` may stay on the CPU (the model wants them there): copy without waiting
             n = frames.to(feats.device, non_blocking=True)
             valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < n[:, None])[..., None]
@@ -92,8 +96,9 @@ class LogMel(nn.Module):
         return feats, frames
 
     @torch.no_grad()
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, frames = self.local(waves, lengths)
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor,
+                utterance_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, frames = self.local(waves, lengths, utterance_mean)
         return (feats - self.mean) / self.std, frames
 
 

@@ -54,3 +54,27 @@ def _counts(ref: list[str], hyp: list[str]) -> tuple[int, int, int, int]:
 def _encode(tokens: list[str]) -> list[str]:
     # Characters are scored as words by jiwer; a space character becomes a visible token.
     return ["<sp>" if t == " " else t for t in tokens]
+
+
+def alignment(ref: str, hyp: str) -> str:
+    """Reference over hypothesis, word by word, as three lines (REF, HYP, and S/D/I under each
+    error), from jiwer's alignment; `*` fills the side that has no word."""
+    ref_words, hyp_words = ref.split(), hyp.split()
+    if not ref_words or not hyp_words:  # jiwer refuses an empty side: all deletions or insertions
+        chunks = [("delete", w, "") for w in ref_words] + [("insert", "", w) for w in hyp_words]
+    else:
+        chunks = []
+        for c in jiwer.process_words(ref, hyp).alignments[0]:
+            r, h = ref_words[c.ref_start_idx:c.ref_end_idx], hyp_words[c.hyp_start_idx:c.hyp_end_idx]
+            if c.type in ("equal", "substitute"):
+                chunks += [(c.type, a, b) for a, b in zip(r, h)]
+            else:
+                chunks += [(c.type, a, "") for a in r] if c.type == "delete" else [(c.type, "", b) for b in h]
+    lines = ["REF:", "HYP:", "    "]
+    mark = {"equal": " ", "substitute": "S", "delete": "D", "insert": "I"}
+    for kind, a, b in chunks:
+        width = max(len(a), len(b))
+        lines[0] += " " + (a or "*" * width).ljust(width)
+        lines[1] += " " + (b or "*" * width).ljust(width)
+        lines[2] += " " + mark[kind].ljust(width)
+    return "\n".join(line.rstrip() for line in lines)

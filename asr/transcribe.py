@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, NamedTuple
+import time
+from typing import Callable, Iterable, Iterator, NamedTuple
 
+import numpy as np
 import torch
 
 from asr import audio
 from asr.checkpoint import Recognizer
 from asr.data import Utterance, read_manifest
 from asr.decode import BeamDecoder, Hypothesis, Word, align_words, greedy
-from asr.score import Score, score
-from asr.text import normalize
+from asr.score import Score, alignment, score
+from asr.text import WORD_BOUNDARY, Vocabulary, normalize
+
+# Long recordings: windows of this many seconds, with this much more audio on each side.
+WINDOW_SECONDS = 30.0
+CONTEXT_SECONDS = 3.0
 
 
 class Transcript(NamedTuple):
@@ -21,12 +27,14 @@ class Transcript(NamedTuple):
     error: str | None = None  # one line naming the file and the problem
     words: list[Word] | None = None  # with timestamps=True: each word's start, end, confidence
     duration: float | None = None  # seconds of audio
+    rtf: float | None = None  # real-time factor: seconds of work (reading to text) per second of audio
 
 
 class UtteranceResult(NamedTuple):
     audio_filepath: str
     reference: str
     hypothesis: str
+    score: Score  # this utterance's own WER, CER and S/D/I
 
 
 class Evaluation(NamedTuple):
@@ -36,12 +44,13 @@ class Evaluation(NamedTuple):
 
 
 @torch.no_grad()
-def emissions(recognizer: Recognizer, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def emissions(recognizer: Recognizer, waves: list[torch.Tensor],
+              utterance_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CTC log-probabilities (B, T, V) on the CPU and their lengths, for 16 kHz mono waveforms."""
     device = recognizer.features.mean.device
     lengths = torch.tensor([len(w) for w in waves])
     padded = torch.nn.utils.rnn.pad_sequence(list(waves), batch_first=True).to(device)
-    feats, feat_lens = recognizer.features(padded, lengths.to(device))
+    feats, feat_lens = recognizer.features(padded, lengths.to(device), utterance_mean)
     log_probs, out_lens = recognizer.model(feats, feat_lens)
     return log_probs.float().cpu(), out_lens.cpu()
 
@@ -53,40 +62,167 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
 
 
 def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8,
-               decoder: BeamDecoder | None = None, timestamps: bool = False) -> Iterator[Transcript]:
+               decoder: BeamDecoder | None = None, timestamps: bool = False,
+               window_seconds: float = WINDOW_SECONDS) -> Iterator[Transcript]:
     """Transcripts in input order; a file that cannot be read yields its error and the rest go on.
-    With `timestamps`, each word's times and confidence, by forced alignment of the transcript."""
+    With `timestamps`, each word's times and confidence, by forced alignment of the transcript.
+    Short files are batched; a file longer than a window (plus its context) streams through
+    `transcribe_long` in bounded memory."""
     if decoder is not None:  # enough utterances per batch for every decoding process
         batch_size = max(batch_size, 16 * decoder.config.workers)
+    long_seconds = window_seconds + 2 * CONTEXT_SECONDS
     pending: list[tuple[str, torch.Tensor]] = []
+    started = time.perf_counter()
     for path in paths:
+        if not pending:
+            started = time.perf_counter()
         try:
+            if audio.duration(path) > long_seconds:
+                yield from _flush(recognizer, pending, decoder, timestamps, started)
+                pending = []
+                yield transcribe_long(recognizer, path, decoder, timestamps, window_seconds)
+                continue
             wave = torch.from_numpy(audio.load(path))
         except audio.AudioError as e:
-            yield from _flush(recognizer, pending, decoder, timestamps)
+            yield from _flush(recognizer, pending, decoder, timestamps, started)
             pending = []
             yield Transcript(str(path), None, str(e))
             continue
         pending.append((str(path), wave))
         if len(pending) >= batch_size:
-            yield from _flush(recognizer, pending, decoder, timestamps)
+            yield from _flush(recognizer, pending, decoder, timestamps, started)
             pending = []
-    yield from _flush(recognizer, pending, decoder, timestamps)
+    yield from _flush(recognizer, pending, decoder, timestamps, started)
 
 
-def _flush(recognizer, pending, decoder, timestamps):
+def _flush(recognizer, pending, decoder, timestamps, started):
     if not pending:
         return
     log_probs, lengths = emissions(recognizer, [w for _, w in pending])
     hyps = decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
+    sample_rate, frame_seconds = recognizer.config.features.sample_rate, _frame_seconds(recognizer)
+    words = [align_words(log_probs[i], int(lengths[i]), hyp.text, recognizer.vocab, frame_seconds, len(wave) / sample_rate)
+             if timestamps else None for i, ((_, wave), hyp) in enumerate(zip(pending, hyps))]
+    # One batch, one clock: each file gets the batch's seconds of work per second of audio.
+    rtf = (time.perf_counter() - started) / (sum(len(w) for _, w in pending) / sample_rate)
+    for (path, wave), hyp, w in zip(pending, hyps, words):
+        yield Transcript(path, hyp.text, None, w, len(wave) / sample_rate, rtf)
+
+
+def _frame_seconds(recognizer: Recognizer) -> float:
     config = recognizer.config
-    frame_seconds = config.features.hop_ms * config.model.stack / 1000
-    for i, ((path, wave), hyp) in enumerate(zip(pending, hyps)):
-        duration = len(wave) / config.features.sample_rate
-        words = None
-        if timestamps:
-            words = align_words(log_probs[i], int(lengths[i]), hyp.text, recognizer.vocab, frame_seconds, duration)
-        yield Transcript(path, hyp.text, None, words, duration)
+    return config.features.hop_ms * config.model.stack / 1000
+
+
+def transcribe_long(recognizer: Recognizer, path: str | os.PathLike, decoder: BeamDecoder | None = None,
+                    timestamps: bool = False, window_seconds: float = WINDOW_SECONDS) -> Transcript:
+    """One recording of any length in bounded memory: the audio streams through the acoustic
+    model in overlapping windows (`long_emissions`), and the stitched log-probabilities are
+    decoded in pieces cut inside pauses (`pause_cuts`), so no word is cut, lost or doubled."""
+    started = time.perf_counter()
+    try:
+        log_probs, samples = long_emissions(recognizer, lambda: audio.stream(path), window_seconds)
+    except audio.AudioError as e:
+        return Transcript(str(path), None, str(e))
+    frame_seconds = _frame_seconds(recognizer)
+    duration = samples / recognizer.config.features.sample_rate
+    cuts = pause_cuts(log_probs, recognizer.vocab, round(window_seconds / frame_seconds))
+    pieces = list(zip(cuts, cuts[1:]))
+    texts: list[str] = []
+    words: list[Word] = []
+    for first in range(0, len(pieces), 16):  # a batch of pieces at a time: bounded padding
+        batch = pieces[first:first + 16]
+        padded = torch.nn.utils.rnn.pad_sequence([log_probs[a:b] for a, b in batch], batch_first=True)
+        lengths = torch.tensor([b - a for a, b in batch])
+        hyps = decoder(padded, lengths) if decoder else greedy(padded, lengths, recognizer.vocab)
+        for i, ((a, b), hyp) in enumerate(zip(batch, hyps)):
+            texts.append(hyp.text)
+            if timestamps:
+                offset = a * frame_seconds
+                piece = align_words(padded[i], b - a, hyp.text, recognizer.vocab, frame_seconds, duration - offset)
+                words += [w._replace(start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in piece]
+    text = " ".join(t for t in texts if t)
+    return Transcript(str(path), text, None, words if timestamps else None, duration,
+                      (time.perf_counter() - started) / duration)
+
+
+@torch.no_grad()
+def long_emissions(recognizer: Recognizer, blocks: Callable[[], Iterable[np.ndarray]],
+                   window_seconds: float = WINDOW_SECONDS, context_seconds: float = CONTEXT_SECONDS,
+                   ) -> tuple[torch.Tensor, int]:
+    """CTC log-probabilities (T, V) of a recording of any length, and its length in samples;
+    `blocks()` gives its audio afresh as consecutive 16 kHz blocks (read twice).
+
+    The model runs on windows of `window_seconds` with `context_seconds` more audio on each side,
+    and each output frame is kept from the one window where it is in the middle: the BiLSTM has
+    seconds of context either way. The per-utterance mean (features.cmn) is the whole recording's,
+    from a first pass; so the result is what the whole recording in one piece would give."""
+    features = recognizer.config.features
+    hop = features.hop_length
+    mean = None
+    if features.cmn:  # exact frames: each window has half an FFT of audio more on either side
+        pad = -(-features.n_fft // 2 // hop) * hop
+        total, frames = torch.zeros(features.n_mels, dtype=torch.float64), 0
+        for chunk, first, count in _windows(blocks(), window_seconds, pad, hop, features.sample_rate):
+            raw = recognizer.features.raw(torch.from_numpy(chunk)[None].to(recognizer.features.mean.device))[0]
+            raw = raw[first:first + count if count else None].double()
+            total, frames = total + raw.sum(0).cpu(), frames + len(raw)
+        mean = (total / frames).float()
+    unit = hop * recognizer.config.model.stack  # samples per output frame
+    kept, samples = [], 0
+
+    def counted():
+        nonlocal samples
+        for block in blocks():
+            samples += len(block)
+            yield block
+
+    for chunk, first, count in _windows(counted(), window_seconds, round(context_seconds * features.sample_rate),
+                                        unit, features.sample_rate):
+        log_probs, lengths = emissions(recognizer, [torch.from_numpy(chunk)], mean)
+        kept.append(log_probs[0, first:first + count if count else int(lengths[0])])
+    return torch.cat(kept), samples
+
+
+def _windows(blocks: Iterable[np.ndarray], window_seconds: float, context: int, unit: int,
+             rate: int) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Overlapping windows of a stream: (audio, first frame to keep, frames to keep; 0 for all the
+    rest). Window and context are whole frames of `unit` samples, so every window is in phase
+    with the whole recording's frames."""
+    window = max(1, round(window_seconds * rate / unit)) * unit
+    context = -(-context // unit) * unit
+    buffer, buffer_start, keep, total = np.zeros(0, np.float32), 0, 0, 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        total += len(block)
+        while total >= keep + window + context:
+            start = max(0, keep - context)
+            yield buffer[start - buffer_start:keep + window + context - buffer_start], (keep - start) // unit, window // unit
+            keep += window
+            drop = keep - context - buffer_start  # audio no later window needs
+            if drop > 0:
+                buffer, buffer_start = buffer[drop:], buffer_start + drop
+    start = max(0, keep - context)
+    yield buffer[start - buffer_start:], (keep - start) // unit, 0  # up to the frame over the last sample
+
+
+def pause_cuts(log_probs: torch.Tensor, vocab: Vocabulary, max_frames: int, min_frames: int | None = None) -> list[int]:
+    """Frame indices [0, ..., T] that cut a long emission into pieces of at most `max_frames`,
+    each cut in the middle of the longest pause (frames whose best unit is the blank or the word
+    boundary) in the second half of the piece, so that no word straddles a cut."""
+    is_pause = [i in (vocab.blank, vocab.index[WORD_BOUNDARY]) for i in log_probs.argmax(-1).tolist()]
+    total = len(is_pause)
+    min_frames = max_frames // 2 if min_frames is None else min_frames
+    cuts = [0]
+    while total - cuts[-1] > max_frames:
+        lo, hi = cuts[-1] + min_frames, cuts[-1] + max_frames
+        best, best_len, run = hi, 0, 0  # no pause at all: cut at the limit
+        for t in range(lo, hi):
+            run = run + 1 if is_pause[t] else 0
+            if run > best_len:  # the middle of the longest run so far
+                best_len, best = run, t - run // 2
+        cuts.append(best)
+    return cuts + [total]
 
 
 def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8,
@@ -100,11 +236,23 @@ def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: in
     # Similar lengths together: less padding. transcribe() yields one result per path, in order.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size, decoder)))
-    results = [UtteranceResult(u.audio_filepath, normalize(u.text), transcripts[i].text)
-               for i, u in enumerate(utts) if transcripts[i].error is None]
+    results = [UtteranceResult(u.audio_filepath, ref, transcripts[i].text, score([ref], [transcripts[i].text]))
+               for i, u in enumerate(utts) if transcripts[i].error is None for ref in [normalize(u.text)]]
     failed = [transcripts[i].error for i in range(len(utts)) if transcripts[i].error is not None]
     scored = score([r.reference for r in results], [r.hypothesis for r in results])
     return Evaluation(scored, results, failed)
+
+
+def worst(evaluation: Evaluation, count: int = 20) -> str:
+    """The `count` utterances with the most word errors, each reference over its hypothesis."""
+    ranked = sorted(evaluation.utterances, key=lambda u: -(u.score.substitutions + u.score.deletions + u.score.insertions))
+    blocks = []
+    for u in ranked[:count]:
+        s = u.score
+        head = (f"{u.audio_filepath}  WER {s.wer:.1f}% ({s.substitutions} sub, {s.deletions} del, "
+                f"{s.insertions} ins of {s.words} words)")
+        blocks.append(f"{head}\n{alignment(u.reference, u.hypothesis)}\n")
+    return "\n".join(blocks)
 
 
 class TunePoint(NamedTuple):

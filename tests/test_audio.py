@@ -113,3 +113,27 @@ def test_symlink_loop_and_non_utf8_name(tmp_path):
     sf.write(tmp_path / "ok.wav", sine(0.5, 16000), 16000)
     os.rename(tmp_path / "ok.wav", odd)
     assert len(audio.load(os.fsdecode(odd))) == 8000
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 2), (8000, 6)])
+def test_streamed_blocks_join_to_what_load_reads(tmp_path, rate, channels):
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal((int(7.3 * rate), channels))).astype(np.float32)
+    sf.write(tmp_path / "x.flac", wave, rate, subtype="PCM_24")
+    blocks = list(audio.stream(tmp_path / "x.flac", block_seconds=1.1))
+    assert len(blocks) >= 6 and all(b.dtype == np.float32 and b.ndim == 1 for b in blocks)
+    whole = audio.load(tmp_path / "x.flac")
+    joined = np.concatenate(blocks)
+    assert len(joined) == len(whole)
+    np.testing.assert_allclose(joined, whole, atol=1e-6)  # a streaming resampler: no seams
+
+
+def test_stream_names_the_file_when_it_breaks_midway(tmp_path):
+    sf.write(tmp_path / "whole.flac", np.zeros(16000 * 20, np.float32) + 0.1, 16000)
+    data = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"^" + str(tmp_path / "cut.flac") + ": "):
+        list(audio.stream(tmp_path / "cut.flac", block_seconds=1.0))
+    (tmp_path / "zero.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty file"):
+        list(audio.stream(tmp_path / "zero.wav"))

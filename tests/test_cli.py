@@ -50,6 +50,78 @@ def test_evaluate_prints_the_final_line_and_writes_a_report(trained, capsys):
     data = json.loads(report.read_text())
     assert len(data["utterances"]) == 3
     assert {"wer", "cer", "substitutions", "deletions", "insertions"} <= data.keys()
+    per = [u["score"] for u in data["utterances"]]
+    for key in ("substitutions", "deletions", "insertions", "words"):
+        assert sum(p[key] for p in per) == data[key]
+    # the worst utterances first, each reference over its hypothesis
+    blocks = report.with_suffix(".alignments.txt").read_text().split("\n\n")
+    errors = [int(re.search(r"\((\d+) sub, (\d+) del, (\d+) ins", b).group(1)) for b in blocks if b.strip()]
+    assert len(errors) == 3 and all(b.splitlines()[1].startswith("REF:") for b in blocks if b.strip())
+    totals = [sum(map(int, re.search(r"\((\d+) sub, (\d+) del, (\d+) ins", b).groups())) for b in blocks if b.strip()]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_evaluate_markdown_is_a_table_row(trained, capsys):
+    manifest = str(trained / "data" / "test.jsonl")
+    assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", manifest,
+                 "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| manifest | utterances | WER | CER |") and lines[1].startswith("|---|")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[0] == manifest and cells[1] == "3" and re.fullmatch(r"\d+\.\d\d%", cells[2])
+
+
+def test_transcribe_reads_folders_patterns_and_paths_on_stdin(trained, tmp_path, capsys, monkeypatch):
+    import io
+
+    for rel in ["a/one.wav", "a/b/two.FLAC", "c/three.wav"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / rel, tone_speech("ONE"), 16000)
+    (tmp_path / "a" / "notes.txt").write_text("not audio")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{tmp_path / 'c' / 'three.wav'}\n\n"))
+    code = main(["transcribe", "--model", str(trained / "exp" / "best.pt"), str(tmp_path / "a"),
+                 str(tmp_path / "**" / "three.wav"), "-", str(tmp_path / "empty"), str(tmp_path / "nothing*.wav")])
+    out, err = capsys.readouterr()
+    assert code == 1  # two inputs named no file
+    assert [line.split("\t")[0] for line in out.splitlines()] == [
+        str(tmp_path / "a" / "b" / "two.FLAC"), str(tmp_path / "a" / "one.wav"), str(tmp_path / "c" / "three.wav"),
+        str(tmp_path / "c" / "three.wav")]
+    assert err.splitlines() == [f"asr: error: {tmp_path / 'empty'}: a folder with no audio files "
+                                "(.wav, .flac, .ogg, .oga, .mp3, .aiff, .aif, .au, .opus)",
+                                f"asr: error: {tmp_path / 'nothing*.wav'}: no file matches this pattern"]
+
+
+def test_an_exported_model_is_the_default_with_its_lm(trained, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from asr import checkpoint
+
+    (tmp_path / "text.txt").write_text("zero one two\none two\ntwo zero\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    out = tmp_path / "pkg" / "default.pt"
+    assert main(["export", str(trained / "exp" / "best.pt"), str(out), "--lm", str(tmp_path / "lm.arpa"),
+                 "--lm-weight", "0.5", "--word-score", "-1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{out}: ")
+    payload = torch.load(out, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
+    assert "optimizer" not in payload and (tmp_path / "pkg" / "default.lm.arpa").exists()
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL", out)
+    recognizer = checkpoint.load_recognizer()
+    assert recognizer.decoding.lm == str(tmp_path / "pkg" / "default.lm.arpa")
+    assert (recognizer.decoding.lm_weight, recognizer.decoding.word_score) == (0.5, -1.0)
+    sf.write(tmp_path / "one.wav", tone_speech("ONE"), 16000)
+    results = {}
+    for flags in ([], ["--greedy"], ["--model", str(trained / "exp" / "best.pt")]):
+        assert main(["transcribe", str(tmp_path / "one.wav"), *flags]) == 0
+        results[" ".join(flags[:1])] = capsys.readouterr().out
+    # fp16 weights transcribe as the fp32 checkpoint does; the LM only picks among the LM's words
+    assert results["--greedy"] == results["--model"]
+    assert set(results[""].split("\t")[1].split()) <= {"ZERO", "ONE", "TWO"}
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL", tmp_path / "none.pt")
+    assert main(["transcribe", str(tmp_path / "one.wav")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"asr: error: no --model given, and the default model {tmp_path / 'none.pt'} is not installed")
 
 
 def test_lm_build_then_beam_decoding_with_it(trained, tmp_path, capsys):
@@ -72,7 +144,8 @@ def test_transcribe_json_has_words_and_duration(trained, tmp_path, capsys):
     assert main(["transcribe", str(tmp_path / "one.wav"), "--model", str(trained / "exp" / "best.pt"),
                  "--format", "json"]) == 0
     entry = json.loads(capsys.readouterr().out)
-    assert entry.keys() == {"path", "text", "duration", "words"} and entry["path"] == str(tmp_path / "one.wav")
+    assert entry.keys() == {"path", "text", "duration", "rtf", "words"} and entry["path"] == str(tmp_path / "one.wav")
+    assert 0 < entry["rtf"] < 10
     assert entry["duration"] == pytest.approx(len(tone_speech("ONE")) / 16000, abs=1e-3)
     assert [w["word"] for w in entry["words"]] == entry["text"].split()
 
@@ -82,7 +155,7 @@ def test_transcribe_captions_one_file_per_input(trained, tmp_path, capsys):
         sf.write(tmp_path / f"{name}.wav", tone_speech("ONE TWO"), 16000)
     files = [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
     model = ["--model", str(trained / "exp" / "best.pt")]
-    assert main(["transcribe", *files, *model, "--format", "srt"]) == 1
+    assert main(["transcribe", *files, *model, "--format", "srt"]) == 2  # a usage error
     assert "give --output-dir for several" in capsys.readouterr().err
     assert main(["transcribe", *files, *model, "--format", "vtt", "--output-dir", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.vtt", "b.vtt"]
@@ -108,8 +181,8 @@ def test_transcribe_reports_each_bad_file_and_carries_on(trained, tmp_path, caps
     assert [line.split("\t")[0] for line in out.splitlines()] == [str(good), str(surround)]
     errors = err.strip().splitlines()
     assert len(errors) == len(bad)
-    for path, line in zip(bad, errors):
-        assert line.startswith(f"asr: error: {path}: ")
+    for path in bad:  # a folder is reported when the inputs are read, the others as they come
+        assert sum(line.startswith(f"asr: error: {path}: ") for line in errors) == 1, (path, errors)
 
 
 def test_broken_manifest_line_is_named(trained, tmp_path, capsys):

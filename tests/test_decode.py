@@ -2,7 +2,6 @@ import gzip
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from asr.decode import BeamConfig, BeamDecoder, DecodeError, greedy
@@ -115,51 +114,16 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
 
 # -- word times by forced alignment ------------------------------------------------------------------
 
-# Letters whose tones lie far apart, so that a small model learns them in seconds.
-LETTERS = "AEIMQ"
-
-
-def _random_words(rng, count):
-    return ["".join(rng.choice(list(LETTERS), rng.integers(2, 5))) for _ in range(count)]
-
-
-@pytest.fixture(scope="module")
-def spaced_model(tmp_path_factory):
-    """A model trained on words separated by silences of random length."""
-    from asr.checkpoint import load_recognizer
-    from asr.config import load_config
-    from asr.data import Utterance, write_manifest
-    from asr.train import train
-    from conftest import ROOT, spaced_words
-
-    folder = tmp_path_factory.mktemp("spaced")
-    rng = np.random.default_rng(0)
-    utts = []
-    for i in range(72):
-        words = _random_words(rng, int(rng.integers(1, 4)))
-        wave, _ = spaced_words(words, rng)
-        sf.write(folder / f"{i}.wav", wave, 16000)
-        utts.append(Utterance(str(folder / f"{i}.wav"), len(wave) / 16000, " ".join(words)))
-    write_manifest(folder / "train.jsonl", utts[:64])
-    write_manifest(folder / "dev.jsonl", utts[64:])
-    config = load_config(ROOT / "conf" / "tiny.yaml", [
-        f"train.train_manifest={folder / 'train.jsonl'}", f"train.dev_manifest={folder / 'dev.jsonl'}",
-        "train.epochs=50", "train.batch_seconds=4", "train.lr=0.01", "model.hidden=64", "model.layers=2"])
-    result = train(config, folder / "exp")
-    assert result.best_wer == 0.0, "the model did not learn the words: the alignment test would mean nothing"
-    return load_recognizer(folder / "exp" / "best.pt")
-
-
 def test_word_times_are_within_50_ms_of_the_truth(spaced_model):
     from asr.decode import align_words
     from asr.transcribe import emissions
-    from conftest import spaced_words
+    from conftest import random_words, spaced_words
 
     rng = np.random.default_rng(123)
     frame = spaced_model.config.features.hop_ms * spaced_model.config.model.stack / 1000
     errors = []
     for _ in range(6):
-        words = _random_words(rng, 5)
+        words = random_words(rng, 5)
         wave, truth = spaced_words(words, rng)
         log_probs, lengths = emissions(spaced_model, [torch.from_numpy(wave)])
         assert greedy(log_probs, lengths, spaced_model.vocab)[0].text == " ".join(words)

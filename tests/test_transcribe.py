@@ -95,3 +95,49 @@ def test_captions_split_at_pauses_and_length_and_render_as_srt_and_vtt():
     assert to_srt(blocks[:1]) == "1\n00:00:00,500 --> 00:00:01,400\nONE TWO\n\n"
     assert to_vtt(blocks[:1]) == "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nONE TWO\n\n"
     assert to_srt([blocks[0]._replace(start=3723.004)]).splitlines()[1].startswith("01:02:03,004 -->")
+
+
+def test_a_long_recording_streams_through_windows_and_keeps_every_word_once(spaced_model, tmp_path):
+    import numpy as np
+    import torch
+
+    from asr import audio
+    from asr.transcribe import emissions, long_emissions, transcribe_long
+    from conftest import random_words, spaced_words
+
+    recognizer = spaced_model
+    rng = np.random.default_rng(5)
+    words = random_words(rng, 150)
+    wave, truth = spaced_words(words, rng)
+    sf.write(tmp_path / "long.flac", wave, 16000)
+    seconds = len(wave) / 16000
+    assert seconds > 90
+    # 5 s windows: ~20 windows and as many decoding cuts, inside words' pauses or not at all
+    long, samples = long_emissions(recognizer, lambda: audio.stream(tmp_path / "long.flac", 1.7), 5.0, 1.0)
+    whole, n = emissions(recognizer, [torch.from_numpy(audio.load(tmp_path / "long.flac"))])
+    assert samples == len(wave) and long.shape == whole[0, :int(n[0])].shape
+    assert torch.equal(long.argmax(-1), whole[0, :int(n[0])].argmax(-1))
+    result = transcribe_long(recognizer, tmp_path / "long.flac", timestamps=True, window_seconds=5.0)
+    assert result.text == " ".join(words)  # nothing lost or doubled at ~20 cuts
+    assert [w.text for w in result.words] == words
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts) and 0 <= starts[0] and result.words[-1].end <= seconds
+    assert max(abs(w.start - t[0]) for w, t in zip(result.words, truth)) < 0.1
+    # through transcribe(): a file longer than a window and its context takes this path
+    assert next(transcribe(recognizer, [tmp_path / "long.flac"], window_seconds=5.0)).text == result.text
+
+
+def test_pause_cuts_fall_in_the_longest_pause_or_at_the_limit():
+    import torch
+
+    from asr.text import Vocabulary
+    from asr.transcribe import pause_cuts
+
+    vocab = Vocabulary()
+    letter, blank = vocab.index["A"], vocab.blank
+    ids = [letter] * 10 + [blank] * 3 + [letter] * 4 + [blank] * 5 + [letter] * 3  # 25 frames
+    log_probs = torch.nn.functional.one_hot(torch.tensor(ids), len(vocab)).float().log()
+    assert pause_cuts(log_probs, vocab, 30) == [0, 25]
+    assert pause_cuts(log_probs, vocab, 22) == [0, 19, 25]  # the middle of the longer pause (17..21)
+    assert pause_cuts(log_probs, vocab, 20) == [0, 11, 25]  # that pause runs past the limit: the other
+    assert pause_cuts(log_probs[:10], vocab, 4) == [0, 4, 8, 10]  # no pause: at the limit
