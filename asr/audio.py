@@ -6,9 +6,11 @@ can report it and carry on.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
@@ -104,7 +106,8 @@ def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: in
         frames = max(1, round(block_seconds * f.samplerate))
         while True:
             try:
-                data = f.read(frames, dtype="float32", always_2d=True)
+                with quiet_stderr():
+                    data = f.read(frames, dtype="float32", always_2d=True)
             except (sf.SoundFileError, RuntimeError, ValueError, OSError) as e:
                 raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
             last = len(data) < frames
@@ -126,6 +129,21 @@ def change_speed(wave: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE
     return soxr.resample(wave, sample_rate * factor, sample_rate, quality="HQ").astype(np.float32, copy=False)
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2, where C libraries write past sys.stderr (libmpg123's notes on
+    junk MP3 data, KenLM's progress bar): a user sees our one-line error, not their chatter."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open(path, reader):
     p = Path(path)
     try:
@@ -142,8 +160,11 @@ def _open(path, reader):
         raise AudioError(path, "empty file (0 bytes)")
     try:
         # Bytes: soundfile would encode a str path strictly and fail on a non-UTF-8 file name.
-        return reader(os.fsencode(p))
+        with quiet_stderr():
+            return reader(os.fsencode(p))
     except sf.LibsndfileError as e:
-        raise AudioError(path, f"not a readable audio file ({e.error_string})") from None
+        # libsndfile says "File does not exist" of junk it took for MP3; the file does exist.
+        said = "Format not recognised." if "does not exist" in e.error_string else e.error_string
+        raise AudioError(path, f"not a readable audio file ({said})") from None
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError, EOFError) as e:
         raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None

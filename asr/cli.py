@@ -40,6 +40,9 @@ USER_ERRORS = (AudioError, CheckpointError, ConfigError, DecodeError, DownloadEr
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as its bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -86,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from DIR/last.pt")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write last.pt every N steps")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out bad manifest lines and unreadable audio files (each reported) instead of stopping")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config values (repeatable)")
     p.set_defaults(run=_train)
@@ -235,6 +240,8 @@ def _train(args) -> int:
         overrides.append(f"train.max_steps={args.max_steps}")
     if args.checkpoint_every is not None:
         overrides.append(f"train.checkpoint_every={args.checkpoint_every}")
+    if args.skip_bad:
+        overrides.append("train.skip_bad=true")
     if args.config:
         config = load_config(args.config, overrides)
     else:
@@ -247,6 +254,7 @@ def _train(args) -> int:
     # best_wer stays infinite when no epoch was scored on a dev set
     best = f"{result.best_wer:.2f}%" if math.isfinite(result.best_wer) else "n/a (no dev manifest)"
     skipped = f"; {result.skipped_steps} steps skipped for NaN/inf gradients" if result.skipped_steps else ""
+    skipped += f"; {result.skipped_bad} bad manifest lines or audio files left out" if result.skipped_bad else ""
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {result.steps} steps in {result.seconds:.0f} s; {result.parameters:,} parameters; "
               f"best dev WER {best}; {Path(out) / 'best.pt'}{skipped}")

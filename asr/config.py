@@ -42,6 +42,7 @@ class TrainConfig:
     batch_seconds: float = 200.0  # padded audio seconds per batch (the frame budget)
     max_batch_size: int = 0  # 0: no cap besides the budget
     cache_audio: bool = False  # keep decoded audio in memory (small corpora)
+    skip_bad: bool = False  # leave out bad manifest lines and unreadable audio (counted) instead of stopping
     stats_utterances: int = 2000  # normalisation statistics from a random sample this large
     num_workers: int = 0
     seed: int = 0

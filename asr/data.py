@@ -32,6 +32,21 @@ class ManifestError(Exception):
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Every utterance of the manifest; ManifestError, naming the first bad line, if any is bad."""
+    utts, problems = parse_manifest(path)
+    if problems:
+        raise ManifestError(first_of(problems, "bad lines"))
+    return utts
+
+
+def first_of(problems: list[str], what: str) -> str:
+    """The first problem, and how many more: one line for a list of them."""
+    return problems[0] + (f" (and {len(problems) - 1} more {what})" if len(problems) > 1 else "")
+
+
+def parse_manifest(path: str | os.PathLike) -> tuple[list[Utterance], list[str]]:
+    """The utterances of the good lines, and one line 'PATH:LINE: problem' for each bad one.
+    ManifestError when the file cannot be read or holds no good line at all."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -45,12 +60,9 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             utts.append(_parse_line(line, path.parent))
         except ValueError as e:
             problems.append(f"{path}:{number}: {e}")
-    if problems:
-        more = f" (and {len(problems) - 1} more bad lines)" if len(problems) > 1 else ""
-        raise ManifestError(problems[0] + more)
     if not utts:
-        raise ManifestError(f"{path}: manifest has no utterances")
-    return utts
+        raise ManifestError(first_of(problems, "bad lines") if problems else f"{path}: manifest has no utterances")
+    return utts, problems
 
 
 def _parse_line(line: str, root: Path) -> Utterance:

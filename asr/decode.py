@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import gzip
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from asr.audio import quiet_stderr
 from asr.lm import BOS, EOS, UNK, write_lexicon
 from asr.text import WORD_BOUNDARY, Vocabulary
 
@@ -103,7 +102,7 @@ class BeamDecoder:
                 units[UNK] = [[UNK]]
                 word_dict = create_word_dict(units)
             try:
-                with _quiet_stderr():  # KenLM draws a progress bar there while it reads
+                with quiet_stderr():  # KenLM draws a progress bar there while it reads
                     self.lm = KenLM(str(lm_path), word_dict)
             except Exception as e:  # KenLM's own parse errors
                 raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(str(e).split())[:200]})") from None
@@ -184,20 +183,6 @@ def arpa_words(path: str | os.PathLike) -> list[str]:
     if not in_unigrams:
         raise DecodeError(f"{path}: not an ARPA file (no \\1-grams: section); for a KenLM binary, give --lexicon")
     return words
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C++ writes there directly, past sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _plain_lm(path: str, tmp: Path) -> Path:

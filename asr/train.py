@@ -44,7 +44,7 @@ from tqdm import tqdm
 from asr import audio, checkpoint
 from asr.augment import SpecAugment, WaveAugment
 from asr.config import Config, to_dict
-from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, read_manifest
+from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, parse_manifest
 from asr.decode import greedy
 from asr.features import compute_stats
 from asr.model import count_parameters
@@ -78,6 +78,7 @@ class TrainResult(NamedTuple):
     seconds: float
     parameters: int
     skipped_steps: int = 0  # updates skipped for a NaN/inf gradient
+    skipped_bad: int = 0  # manifest lines and audio files left out by train.skip_bad
     stopped_by: str | None = None  # the signal that stopped training early, e.g. "SIGTERM"
 
 
@@ -161,18 +162,20 @@ class _Trainer:
         if self.last.exists() and not resume:
             raise TrainError(f"{self.last} exists: pass --resume to continue that run, or choose another --out")
 
-        train_utts = read_manifest(cfg.train_manifest)
+        self.skipped_bad = 0
+        train_utts = self._manifest(cfg.train_manifest)
         self.utts = [u for u in train_utts if fits_ctc(u, self.vocab, config)]
         if len(self.utts) < len(train_utts) and ddp.main:
             log.warning("skipping %d training utterances too short for their transcripts", len(train_utts) - len(self.utts))
         if len(self.utts) < ddp.world_size:
             raise TrainError(f"{cfg.train_manifest}: {len(self.utts)} usable utterances, fewer than {ddp.world_size} processes")
-        dev_utts = read_manifest(cfg.dev_manifest) if cfg.dev_manifest else []
+        dev_utts = self._manifest(cfg.dev_manifest) if cfg.dev_manifest else []
         try:
             wave_augment = WaveAugment(config.augment, cfg.seed) if config.augment.wave_augment else None
         except ValueError as e:
             raise TrainError(str(e)) from None
         noise = wave_augment.noise_files if wave_augment else []
+        # Every header before the first step (on one rank: --skip-bad has filtered on every rank)
         self._on_main(lambda: (_check_audio(cfg.train_manifest, self.utts), _check_audio(cfg.dev_manifest, dev_utts),
                                _check_audio(config.augment.noise_dir, [Utterance(p, 0, "") for p in noise])))
         self.train_set = AudioDataset(self.utts, self.vocab, cache=cfg.cache_audio, augment=wave_augment)
@@ -275,7 +278,7 @@ class _Trainer:
         history = [EpochResult(**h) for h in p.history]
         best_wer = p.best[0]["wer"] if p.best else math.inf
         return TrainResult(self.out_dir, history, best_wer, p.step, time.monotonic() - start,
-                           count_parameters(self.model), p.skipped, stopped_by)
+                           count_parameters(self.model), p.skipped, self.skipped_bad, stopped_by)
 
     @property
     def stop_requested(self) -> bool:
@@ -489,6 +492,30 @@ class _Trainer:
             if self.ddp.main:
                 log.warning("%s: saving a checkpoint and stopping after this step", name)
 
+    def _manifest(self, path: str) -> list[Utterance]:
+        """The manifest's utterances. A bad line stops training before it starts, unless
+        train.skip_bad: then bad lines and unreadable audio files are left out, each reported
+        and all counted (every rank filters alike: headers read the same everywhere)."""
+        utts, problems = parse_manifest(path)
+        if problems and not self.cfg.skip_bad:
+            raise TrainError(f"{first_of(problems, 'bad lines')}; --skip-bad trains without them")
+        if self.cfg.skip_bad:
+            readable = []
+            for u in utts:
+                try:
+                    audio.duration(u.audio_filepath)
+                    readable.append(u)
+                except audio.AudioError as e:
+                    problems.append(f"{path}: {e}")
+            utts = readable
+            if self.ddp.main:
+                for problem in problems:
+                    log.warning("skipped: %s", problem)
+            self.skipped_bad += len(problems)
+            if not utts:
+                raise TrainError(f"{path}: no usable utterance left after skipping {len(problems)} bad ones")
+        return utts
+
     def _on_main(self, fn: Callable):
         """fn() on rank 0 only; every rank gets its result, or raises its error."""
         outcome = None
@@ -621,8 +648,7 @@ def _check_audio(manifest: str, utts: list[Utterance]) -> None:
         except audio.AudioError as e:
             problems.append(str(e))
     if problems:
-        more = f" (and {len(problems) - 1} more unreadable files)" if len(problems) > 1 else ""
-        raise TrainError(f"{manifest}: {problems[0]}{more}")
+        raise TrainError(f"{manifest}: {first_of(problems, 'unreadable files')}; --skip-bad trains without them")
 
 
 def _stats(utts: list[Utterance], config: Config) -> dict:

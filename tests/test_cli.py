@@ -266,3 +266,24 @@ def test_resume_takes_the_config_from_the_run(tmp_path, tone_manifest, capsys):
     assert "trained 3 steps" in capsys.readouterr().out  # 2 before, 1 now
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in lines if "train_loss" in e] == [2, 3]  # the first run's epoch line kept
+
+
+def test_train_refuses_a_manifest_with_bad_lines_unless_told_to_skip_them(tmp_path, tone_manifest, capsys, caplog):
+    good = tone_manifest.read_text().splitlines()
+    bad = ['{"audio_filepath": "a.wav", "duration": 1.0', '{"audio_filepath": "a.wav", "text": "A"}',
+           '{"audio_filepath": 3, "duration": 1.0, "text": "A"}', '{"audio_filepath": "a.wav", "duration": -2, "text": "A"}',
+           json.dumps({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "CAB"})]
+    manifest = tmp_path / "mixed.jsonl"
+    manifest.write_text("\n".join(good[:3] + bad[:4] + good[3:] + bad[4:]) + "\n")
+    command = ["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(manifest), "--max-steps", "2"]
+    assert main([*command, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"asr: error: {manifest}:4: invalid JSON (Expecting ',' delimiter at column 44) "
+                   "(and 3 more bad lines); --skip-bad trains without them"]
+    assert main([*command, "--out", str(tmp_path / "b"), "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped: ")]
+    assert [s.split(": ")[1] for s in skipped] == [f"{manifest}:{n}" for n in (4, 5, 6, 7)] + [str(manifest)]
+    assert "missing key 'duration'" in skipped[1] and "'duration' must be a positive number" in skipped[3]
+    assert f"{tmp_path / 'gone.wav'}: no such file" in skipped[4]
+    assert "; 5 bad manifest lines or audio files left out" in out
