@@ -83,6 +83,8 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     data, rate = _open(path, lambda p: sf.read(p, dtype="float32", always_2d=True))
     if data.shape[0] == 0:
         raise AudioError(path, "no audio in file (zero length)")
+    if rate <= 0:
+        raise AudioError(path, f"impossible sample rate {rate} in its header")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
         raise AudioError(path, "samples contain NaN or infinity")
@@ -101,9 +103,12 @@ def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: in
     with f:
         if f.frames == 0:
             raise AudioError(path, "no audio in file (zero length)")
+        if f.samplerate <= 0:
+            raise AudioError(path, f"impossible sample rate {f.samplerate} in its header")
         resampler = None if f.samplerate == sample_rate else soxr.ResampleStream(
             f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
         frames = max(1, round(block_seconds * f.samplerate))
+        yielded = False
         while True:
             try:
                 with quiet_stderr():
@@ -117,8 +122,11 @@ def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: in
             if resampler is not None:
                 mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
             if len(mono):
+                yielded = True
                 yield np.ascontiguousarray(mono, dtype=np.float32)
             if last:
+                if not yielded:  # a header that promised frames the file does not hold
+                    raise AudioError(path, "no audio in file (zero length)")
                 return
 
 

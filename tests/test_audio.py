@@ -4,6 +4,8 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from asr import audio
 from asr.audio import AudioError
@@ -137,3 +139,21 @@ def test_stream_names_the_file_when_it_breaks_midway(tmp_path):
     (tmp_path / "zero.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty file"):
         list(audio.stream(tmp_path / "zero.wav"))
+
+
+# A real header followed by anything: what a damaged or hostile file looks like to a decoder.
+_HEADS = [b"", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC\x00\x00\x00\x22", b"OggS\x00\x02", b"ID3\x03\x00", b"\xff\xfb\x90\x00"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=st.sampled_from(_HEADS), body=st.binary(max_size=3000), ext=st.sampled_from(audio.AUDIO_EXTENSIONS))
+def test_any_bytes_load_as_audio_or_raise_one_line_naming_the_file(tmp_path, head, body, ext):
+    path = tmp_path / f"x{ext}"
+    path.write_bytes(head + body)
+    for read in (audio.load, lambda p: np.concatenate(list(audio.stream(p)))):
+        try:
+            wave = read(path)
+        except AudioError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
+            continue
+        assert wave.dtype == np.float32 and wave.ndim == 1 and len(wave) > 0 and np.isfinite(wave).all()

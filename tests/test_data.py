@@ -1,8 +1,11 @@
 import json
+import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from asr.data import BucketBatchSampler, ManifestError, Utterance, read_manifest, write_manifest
+from asr.data import BucketBatchSampler, ManifestError, Utterance, parse_manifest, read_manifest, write_manifest
 
 
 def test_manifest_round_trip_and_relative_paths(tmp_path):
@@ -86,3 +89,26 @@ def test_max_batch_size():
     sampler = BucketBatchSampler([1.0] * 10, batch_seconds=100.0, max_batch_size=3)
     assert max(map(len, sampler)) == 3
 
+
+_JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=6)
+_LINE = st.one_of(st.text(max_size=40), _JSON.map(json.dumps),
+                  st.fixed_dictionaries({"audio_filepath": _JSON, "duration": _JSON, "text": _JSON}).map(json.dumps))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_LINE, max_size=6))
+def test_any_manifest_text_gives_utterances_or_numbered_problems(tmp_path, lines):
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines) + "\n",
+                    encoding="utf-8", errors="surrogatepass")
+    try:
+        utts, problems = parse_manifest(path)
+    except ManifestError as e:
+        assert str(e).startswith(f"{path}") and "\n" not in str(e)
+        return
+    for u in utts:
+        assert isinstance(u.audio_filepath, str) and u.duration > 0 and isinstance(u.text, str)
+    for p in problems:
+        assert re.match(rf"{re.escape(str(path))}:\d+: ", p) and "\n" not in p

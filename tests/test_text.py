@@ -1,4 +1,8 @@
+import string
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asr.text import DEFAULT_UNITS, Vocabulary, normalize
 
@@ -36,3 +40,20 @@ def test_encode_decode_round_trip():
 def test_vocabulary_must_start_with_blank():
     with pytest.raises(ValueError):
         Vocabulary(["A", "<blank>", "|"])
+
+
+# -- properties, on any text hypothesis makes up ----------------------------------------------------
+
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_normalised_text_is_in_the_vocabulary_and_round_trips(raw):
+    vocab = Vocabulary()
+    text = normalize(raw)
+    assert normalize(text) == text  # idempotent
+    assert text == " ".join(text.split())  # single spaces, none at the ends
+    assert set(text) <= set(string.ascii_uppercase + "' ")
+    assert all(not w.startswith("'") for w in text.split())
+    assert vocab.decode(vocab.encode(raw)) == text
+    assert vocab.blank not in vocab.encode(raw)
