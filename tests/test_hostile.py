@@ -60,7 +60,6 @@ def hostile_corpus(folder: Path) -> tuple[dict[str, str], list[str]]:
     for name, rate, channels, subtype in [("u8.wav", 16000, 1, "PCM_U8"), ("pcm24.wav", 16000, 1, "PCM_24"),
                                           ("double.wav", 16000, 1, "DOUBLE"), ("six.wav", 16000, 6, "PCM_16"),
                                           ("rate8k.wav", 8000, 1, "PCM_16"), ("rate192k.flac", 192000, 1, "PCM_24")]:
-
         x = speech if rate == 16000 else soxr.resample(speech, 16000, rate)
         sf.write(folder / name, np.tile(x[:, None], (1, channels)), rate, subtype=subtype)
         good.append(name)
