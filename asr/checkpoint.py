@@ -61,6 +61,9 @@ def save(path: str | os.PathLike, payload: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota, a vanished mount: the previous file stays whole
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: not written ({e.strerror or e}); any earlier {path.name} there is intact") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

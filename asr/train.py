@@ -273,6 +273,14 @@ class _Trainer:
                         if elapsed + elapsed / (p.epoch - first_epoch) > cfg.max_minutes * 60:
                             self.log.info(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
                             break
+            except RuntimeError as e:
+                # A loader worker killed (out of memory, a crash in a decoder library): torch says
+                # so in a RuntimeError. Name it in one line, with what the last checkpoint holds.
+                if "DataLoader worker" not in str(e):
+                    raise
+                held = f"{self.last} holds the last checkpoint" if self.last.exists() else "no checkpoint was written yet"
+                raise TrainError(f"a data loader worker died at step {p.step} ({' '.join(str(e).split())}); "
+                                 f"{held}; continue with: asr train --resume {self.out_dir}") from None
             finally:
                 self.log.close()
         history = [EpochResult(**h) for h in p.history]

@@ -41,7 +41,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(checkpoint.CheckpointError, match=r"m.pt: not written \(No space left on device\); any earlier m.pt there is intact"):
         checkpoint.save(path, payload())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +92,48 @@ def test_unreadable_training_audio_stops_before_the_first_step(tmp_path, tone_ma
     with pytest.raises(TrainError, match=r"m.jsonl: .*bad.wav: not a readable audio file"):
         train(config, tmp_path / "exp")
     assert not (tmp_path / "exp" / "last.pt").exists()
+
+
+def test_a_killed_loader_worker_is_one_clear_error_and_the_run_resumes(tmp_path, tone_manifest, monkeypatch):
+    from asr.data import AudioDataset
+
+    parent, calls = os.getpid(), []
+    original = AudioDataset.__getitem__
+
+    def dies_on_the_30th_item(self, index):  # the worker is forked: it runs this copy
+        calls.append(index)
+        if os.getpid() != parent and len(calls) == 30:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        return original(self, index)
+
+    monkeypatch.setattr(AudioDataset, "__getitem__", dies_on_the_30th_item)
+    config = _config(tone_manifest, ["train.num_workers=1", "train.epochs=3"])
+    with pytest.raises(TrainError, match=r"^a data loader worker died at step \d+ \(.*\); "
+                                         rf"{re.escape(str(tmp_path / 'exp' / 'last.pt'))} holds the last checkpoint; "
+                                         rf"continue with: asr train --resume {re.escape(str(tmp_path / 'exp'))}$"):
+        train(config, tmp_path / "exp")
+    monkeypatch.setattr(AudioDataset, "__getitem__", original)
+    assert [h.epoch for h in train(config, tmp_path / "exp", resume=True).history] == [1, 2, 3]
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, tone_manifest, monkeypatch):
+    saves, real_save = [], torch.save
+
+    def disk_fills_at_the_fourth_checkpoint(obj, f, *args, **kwargs):
+        saves.append(1)  # epoch 1 writes last.pt, epoch-1.pt, best.pt; then epoch 2's last.pt fails
+        if len(saves) == 4:
+            f.write(b"half a checkpoint")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    config = _config(tone_manifest, ["train.epochs=3"])
+    monkeypatch.setattr(torch, "save", disk_fills_at_the_fourth_checkpoint)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device"):
+        train(config, tmp_path / "exp")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert not [p for p in (tmp_path / "exp").iterdir() if p.name.endswith(".tmp")]  # no half file left
+    assert checkpoint.load(tmp_path / "exp" / "last.pt")["progress"]["epoch"] == 1  # epoch 1's, whole
+    assert [h.epoch for h in train(config, tmp_path / "exp", resume=True).history] == [1, 2, 3]
 
 
 # -- exact resume, preemption, distributed ---------------------------------------------------------
