@@ -336,6 +336,7 @@ def _transcribe(args) -> int:
         print(f"asr: error: {problem}", file=sys.stderr)
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     failed = len(problems)
+    written: set[str] = set()  # output names used in this call
     # A bar on stderr (a terminal only) when there is more than one file; results go to stdout.
     bar = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
     for t in transcribe(recognizer, paths, args.batch_size, _decoder(args, recognizer), timestamps=args.format != "txt"):
@@ -346,7 +347,14 @@ def _transcribe(args) -> int:
             continue
         text = _render(t, args.format)
         if args.output_dir:
-            out = Path(args.output_dir) / f"{Path(t.path).stem}.{args.format}"
+            # a/x.wav and b/x.wav both make x.FORMAT: the second becomes x-2.FORMAT, never overwrites
+            stem = Path(t.path).stem
+            name, n = stem, 1
+            while name in written:
+                n += 1
+                name = f"{stem}-{n}"
+            written.add(name)
+            out = Path(args.output_dir) / f"{name}.{args.format}"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")
         else:

@@ -157,8 +157,11 @@ def test_transcribe_captions_one_file_per_input(trained, tmp_path, capsys):
     model = ["--model", str(trained / "exp" / "best.pt")]
     assert main(["transcribe", *files, *model, "--format", "srt"]) == 2  # a usage error
     assert "give --output-dir for several" in capsys.readouterr().err
+    (tmp_path / "again").mkdir()
+    sf.write(tmp_path / "again" / "a.wav", tone_speech("TWO"), 16000)  # the same name in another folder
+    files.append(str(tmp_path / "again" / "a.wav"))
     assert main(["transcribe", *files, *model, "--format", "vtt", "--output-dir", str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.vtt", "b.vtt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-2.vtt", "a.vtt", "b.vtt"]
     assert (tmp_path / "out" / "a.vtt").read_text().startswith("WEBVTT\n")
 
 
