@@ -236,8 +236,11 @@ def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: in
     # Similar lengths together: less padding. transcribe() yields one result per path, in order.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size, decoder)))
-    results = [UtteranceResult(u.audio_filepath, ref, transcripts[i].text, score([ref], [transcripts[i].text]))
-               for i, u in enumerate(utts) if transcripts[i].error is None for ref in [normalize(u.text)]]
+    results = []
+    for i, u in enumerate(utts):
+        if transcripts[i].error is None:
+            ref, hyp = normalize(u.text), transcripts[i].text
+            results.append(UtteranceResult(u.audio_filepath, ref, hyp, score([ref], [hyp])))
     failed = [transcripts[i].error for i in range(len(utts)) if transcripts[i].error is not None]
     scored = score([r.reference for r in results], [r.hypothesis for r in results])
     return Evaluation(scored, results, failed)
