@@ -27,3 +27,14 @@ def test_bench_train_times_the_step_and_the_bare_lstm():
     assert any(line.startswith("asr training step") and "audio-s/s" in line for line in lines), run.stdout
     assert any(line.startswith("bare nn.LSTM fwd+bwd") for line in lines)
     assert any(line.startswith("ratio: ") for line in lines)
+
+
+def test_bench_transcribe_prints_both_real_time_factors_and_the_long_recordings_memory(memorised, tmp_path):
+    run = _tool(ROOT / "tools" / "bench_transcribe.py", "--manifest", memorised.dev, "--model",
+                memorised.exp / "best.pt", "--hour", "--hour-seconds", 45)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("3 files, ") and lines[1] == "decoding: greedy"
+    assert lines[2].startswith("model load excluded: ") and " RTF " in lines[2]
+    assert lines[3].startswith("end to end (`asr transcribe` on the 3 files): ") and "peak RSS" in lines[3]
+    assert lines[4].startswith("one recording of 0.8 min: ") and "peak RSS" in lines[4], lines

@@ -74,7 +74,7 @@ def main() -> None:
         rows.append((name, f"{best[0]:g}, {best[1]:g}", *_run(make(*best), test)))
 
     print(f"{len(test[0])} test utterances; beam {args.beam}; LM {args.lm}; weights tuned on {len(dev[0])} dev utterances")
-    print(f"| decoder | LM weight, word score (dev-tuned) | ms per utterance | test WER | test CER |")
+    print("| decoder | LM weight, word score (dev-tuned) | ms per utterance | test WER | test CER |")
     print("|---|---|---:|---:|---:|")
     for name, weights, ms, s in rows:
         print(f"| {name} | {weights} | {ms:.1f} | {s.wer:.2f}% | {s.cer:.2f}% |")
