@@ -8,6 +8,7 @@ Relative audio paths are taken relative to the manifest's folder.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -19,6 +20,8 @@ import torch
 
 from asr import audio
 from asr.text import Vocabulary
+
+log = logging.getLogger("asr.data")
 
 
 class Utterance(NamedTuple):
@@ -107,8 +110,9 @@ class AudioDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, utts: list[Utterance], vocab: Vocabulary, cache: bool = False,
-                 augment: Callable[[np.ndarray, int, int], np.ndarray] | None = None):
+                 augment: Callable[[np.ndarray, int, int], np.ndarray] | None = None, skip_unreadable: bool = False):
         self.utts = utts
+        self.skip_unreadable = skip_unreadable
         self.vocab = vocab
         self.targets = [torch.tensor(vocab.encode(u.text), dtype=torch.long) for u in utts]
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
@@ -121,7 +125,16 @@ class AudioDataset(torch.utils.data.Dataset):
         i, epoch = key if isinstance(key, tuple) else (key, 0)
         wave = self.cache.get(i) if self.cache is not None else None
         if wave is None:
-            wave = torch.from_numpy(audio.load(self.utts[i].audio_filepath))
+            try:
+                wave = torch.from_numpy(audio.load(self.utts[i].audio_filepath))
+            except audio.AudioError as e:
+                if not self.skip_unreadable:
+                    raise
+                # A file that went bad after the check before training (a flaky mount, a file
+                # replaced): one line, and a stand-in the trainer gives no weight (no transcript).
+                # Raising here would stop this rank while the others wait for it in a collective.
+                log.warning("skipped for this batch: %s", e)
+                return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
             if self.cache is not None:
                 self.cache[i] = wave
         if self.augment is not None:

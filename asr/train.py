@@ -178,7 +178,8 @@ class _Trainer:
         # Every header before the first step (on one rank: --skip-bad has filtered on every rank)
         self._on_main(lambda: (_check_audio(cfg.train_manifest, self.utts), _check_audio(cfg.dev_manifest, dev_utts),
                                _check_audio(config.augment.noise_dir, [Utterance(p, 0, "") for p in noise])))
-        self.train_set = AudioDataset(self.utts, self.vocab, cache=cfg.cache_audio, augment=wave_augment)
+        self.train_set = AudioDataset(self.utts, self.vocab, cache=cfg.cache_audio, augment=wave_augment,
+                                      skip_unreadable=True)
         self.dev_set = AudioDataset(dev_utts, self.vocab, cache=cfg.cache_audio) if dev_utts else None
 
         _seed_everything(cfg.seed)
@@ -304,8 +305,12 @@ class _Trainer:
         autocast = torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with autocast:
             log_probs, out_lengths = self.net(feats, frames)
+        # A stand-in for audio that could not be read has no transcript: weight 0 (every real
+        # training utterance has one, see fits_ctc).
+        weights = (target_lengths > 0).float()
         losses = F.ctc_loss(log_probs.float().transpose(0, 1), targets, out_lengths, batch.target_lengths,
-                            blank=self.vocab.blank, reduction="none", zero_infinity=True) / target_lengths
+                            blank=self.vocab.blank, reduction="none", zero_infinity=True) / target_lengths.clamp(min=1)
+        losses = losses * weights
         # Sum over this rank's share, divided by the global batch; DDP averages over ranks, so
         # x world_size: the gradient is that of the mean over the whole global batch.
         loss = losses.sum() * (self.ddp.world_size / global_size)
@@ -326,7 +331,7 @@ class _Trainer:
         ok = good.double()
         samples = torch.full((), float(batch.wave_lengths.sum()), dtype=torch.float64, device=device)
         self.sums += torch.stack([  # in the order of _SUMS
-            torch.where(good, losses.detach().sum().double(), 0.0), ok * len(losses), ok, 1 - ok,
+            torch.where(good, losses.detach().sum().double(), 0.0), ok * weights.sum().double(), ok, 1 - ok,
             torch.where(good, grad_norm.detach().double(), 0.0), samples, torch.zeros_like(ok),
         ])
 
@@ -425,8 +430,14 @@ class _Trainer:
         losses, refs, hyps = [], [], []
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         for positions in share:
-            indices = [order[k] for k in positions]
-            items = [dataset[i] for i in indices]
+            items = []
+            for k in positions:
+                try:
+                    items.append(dataset[order[k]])
+                except audio.AudioError as e:  # not scored; raising would leave other ranks waiting
+                    log.warning("dev utterance not scored: %s", e)
+            if not items:
+                continue
             batch = collate(items)
             feats, frames = self.features(batch.waves.to(self.device), batch.wave_lengths)
             with autocast:

@@ -136,6 +136,26 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(
     assert [h.epoch for h in train(config, tmp_path / "exp", resume=True).history] == [1, 2, 3]
 
 
+def test_audio_that_goes_bad_during_training_is_skipped_not_fatal(tmp_path, tone_manifest, monkeypatch, caplog):
+    from asr import audio
+
+    bad = read_manifest(tone_manifest)[0].audio_filepath
+    real_load = audio.load
+
+    def breaks_after_the_statistics(path, *args, **kwargs):  # readable before training, then gone
+        if str(path) == bad and sys._getframe(1).f_code.co_name == "__getitem__":  # the dataset's reads
+            raise audio.AudioError(path, "no such file")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "load", breaks_after_the_statistics)
+    result = train(_config(tone_manifest, ["train.epochs=2"]), tmp_path / "exp")
+    assert [h.epoch for h in result.history] == [1, 2] and all(math.isfinite(h.train_loss) for h in result.history)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert f"skipped for this batch: {bad}: no such file" in warnings
+    assert f"dev utterance not scored: {bad}: no such file" in warnings
+    assert all(torch.isfinite(v).all() for v in checkpoint.load(tmp_path / "exp" / "last.pt")["model"].values())
+
+
 # -- exact resume, preemption, distributed ---------------------------------------------------------
 
 
