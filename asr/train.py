@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from asr import audio, checkpoint
 from asr.augment import SpecAugment, WaveAugment
-from asr.config import Config, to_dict
+from asr.config import Config, ConfigError, to_dict
 from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, parse_manifest
 from asr.decode import greedy
 from asr.features import compute_stats
@@ -115,7 +115,15 @@ class Distributed(NamedTuple):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: not a device torch knows (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA GPU is usable here (torch.cuda.is_available() is False)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def fits_ctc(utt: Utterance, vocab: Vocabulary, config: Config) -> bool:

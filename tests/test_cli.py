@@ -290,3 +290,15 @@ def test_train_refuses_a_manifest_with_bad_lines_unless_told_to_skip_them(tmp_pa
     assert "missing key 'duration'" in skipped[1] and "'duration' must be a positive number" in skipped[3]
     assert f"{tmp_path / 'gone.wav'}: no such file" in skipped[4]
     assert "; 5 bad manifest lines or audio files left out" in out
+
+
+def test_asking_for_a_gpu_where_there_is_none_is_one_line(trained, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    sf.write(tmp_path / "one.wav", tone_speech("ONE"), 16000)
+    assert main(["transcribe", str(tmp_path / "one.wav"), "--model", str(trained / "exp" / "best.pt"),
+                 "--device", "cuda"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "asr: error: device 'cuda': no CUDA GPU is usable here (torch.cuda.is_available() is False)")
