@@ -188,7 +188,7 @@ def _decoder(args, recognizer):
         config = dataclasses.replace(base, workers=args.decode_workers,
                                      **{k: v for k, v in chosen.items() if v is not None})
     except ValueError as e:
-        raise ConfigError(f"decoding options: {e}") from None
+        raise UsageError(f"decoding options: {e}") from None
     return BeamDecoder(recognizer.vocab, config)
 
 
@@ -334,6 +334,8 @@ def _transcribe(args) -> int:
         raise UsageError(f"--format {args.format} makes one caption file per input: give --output-dir for several")
     for problem in problems:
         print(f"asr: error: {problem}", file=sys.stderr)
+    if args.output_dir:  # now, not after the first transcript: an unwritable folder is one line
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     failed = len(problems)
     written: set[str] = set()  # output names used in this call

@@ -204,10 +204,15 @@ def test_bad_model_and_config_are_one_line_errors(trained, tmp_path, capsys):
     assert len(err) == 2 and "junk.pt" in err[0] and "unknown key" in err[1]
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["transcribe"])
     assert e.value.code == 2
+    model = ["--model", str(trained / "exp" / "best.pt")]
+    for flags in (["--beam", "0"], ["--batch-size", "0"]):
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2].startswith("asr: error: decoding options: ") and err[-1] == "asr: error: --batch-size must be at least 1"
 
 
 def test_the_installed_command_never_shows_a_traceback(trained, tmp_path):
