@@ -85,9 +85,7 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, "no audio in file (zero length)")
     if rate <= 0:
         raise AudioError(path, f"impossible sample rate {rate} in its header")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(mono).all():
-        raise AudioError(path, "samples contain NaN or infinity")
+    mono = _mono(path, data)
     if rate != sample_rate:
         # Exactly librosa.resample(res_type="soxr_hq") (tests/test_audio.py checks), without the
         # ~2 s that importing librosa adds to every command's start-up.
@@ -116,9 +114,7 @@ def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: in
             except (sf.SoundFileError, RuntimeError, ValueError, OSError) as e:
                 raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
             last = len(data) < frames
-            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-            if not np.isfinite(mono).all():
-                raise AudioError(path, "samples contain NaN or infinity")
+            mono = _mono(path, data)
             if resampler is not None:
                 mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
             if len(mono):
@@ -128,6 +124,14 @@ def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: in
                 if not yielded:  # a header that promised frames the file does not hold
                     raise AudioError(path, "no audio in file (zero length)")
                 return
+
+
+def _mono(path, data: np.ndarray) -> np.ndarray:
+    """(frames, channels) -> (frames,): the channels' mean; refused if any sample is not finite."""
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(mono).all():
+        raise AudioError(path, "samples contain NaN or infinity")
+    return mono
 
 
 def change_speed(wave: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

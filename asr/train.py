@@ -527,14 +527,9 @@ class _Trainer:
         if problems and not self.cfg.skip_bad:
             raise TrainError(f"{first_of(problems, 'bad lines')}; --skip-bad trains without them")
         if self.cfg.skip_bad:
-            readable = []
-            for u in utts:
-                try:
-                    audio.duration(u.audio_filepath)
-                    readable.append(u)
-                except audio.AudioError as e:
-                    problems.append(f"{path}: {e}")
-            utts = readable
+            unreadable = _unreadable(utts)
+            problems += [f"{path}: {problem}" for problem in unreadable.values()]
+            utts = [u for i, u in enumerate(utts) if i not in unreadable]
             if self.ddp.main:
                 for problem in problems:
                     log.warning("skipped: %s", problem)
@@ -668,14 +663,20 @@ def _precision(name: str, device: torch.device) -> tuple[torch.dtype | None, str
 
 def _check_audio(manifest: str, utts: list[Utterance]) -> None:
     """Read every header before the first step: a bad file stops training now, not an hour in."""
-    problems = []
-    for u in utts:
+    problems = list(_unreadable(utts).values())
+    if problems:
+        raise TrainError(f"{manifest}: {first_of(problems, 'unreadable files')}; --skip-bad trains without them")
+
+
+def _unreadable(utts: list[Utterance]) -> dict[int, str]:
+    """{index: 'PATH: problem'} for each utterance whose audio header cannot be read."""
+    problems = {}
+    for i, u in enumerate(utts):
         try:
             audio.duration(u.audio_filepath)
         except audio.AudioError as e:
-            problems.append(str(e))
-    if problems:
-        raise TrainError(f"{manifest}: {first_of(problems, 'unreadable files')}; --skip-bad trains without them")
+            problems[i] = str(e)
+    return problems
 
 
 def _stats(utts: list[Utterance], config: Config) -> dict:
