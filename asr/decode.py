@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import gzip
+import math
 import multiprocessing
 import os
 import shutil
@@ -61,6 +62,8 @@ class BeamConfig:
     def __post_init__(self):
         if self.beam_size < 1 or self.nbest < 1 or self.workers < 1 or self.beam_threshold <= 0:
             raise ValueError("beam_size, nbest and workers must be >= 1 and beam_threshold positive")
+        if not all(math.isfinite(x) for x in (self.beam_threshold, self.lm_weight, self.word_score, self.sil_score)):
+            raise ValueError("beam_threshold, lm_weight, word_score and sil_score must be finite numbers")
 
 
 class DecodeError(Exception):

@@ -209,10 +209,11 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
         main(["transcribe"])
     assert e.value.code == 2
     model = ["--model", str(trained / "exp" / "best.pt")]
-    for flags in (["--beam", "5", "--beam-threshold", "-1"], ["--batch-size", "0"]):
+    for flags in (["--beam", "5", "--beam-threshold", "-1"], ["--beam", "5", "--lm-weight", "nan"], ["--batch-size", "0"]):
         assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-2].startswith("asr: error: decoding options: ") and err[-1] == "asr: error: --batch-size must be at least 1"
+    assert err[-3].startswith("asr: error: decoding options: ") and "must be finite numbers" in err[-2]
+    assert err[-1] == "asr: error: --batch-size must be at least 1"
 
 
 def test_the_installed_command_never_shows_a_traceback(trained, tmp_path):
