@@ -26,19 +26,28 @@ def score(refs: list[str], hyps: list[str]) -> Score:
     """Corpus-level WER/CER (errors summed over utterances, divided by reference length)."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    s = d = i = words = char_errors = chars = 0
-    for ref, hyp in zip(refs, hyps):
-        ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
-        w = _counts(ref.split(), hyp.split())
-        c = _counts(list(ref), list(hyp))
-        s, d, i, words = s + w[0], d + w[1], i + w[2], words + w[3]
-        char_errors, chars = char_errors + sum(c[:3]), chars + c[3]
+    return total([_pair(ref, hyp) for ref, hyp in zip(refs, hyps)])
+
+
+def total(scores: list[Score]) -> Score:
+    """One corpus-level score from per-utterance (or per-part) scores: their counts summed."""
+    s, d, i, words, char_errors, chars, utterances = (
+        sum(getattr(x, f) for x in scores)
+        for f in ("substitutions", "deletions", "insertions", "words", "char_errors", "chars", "utterances"))
     return Score(
         wer=100.0 * (s + d + i) / max(words, 1),
         cer=100.0 * char_errors / max(chars, 1),
         substitutions=s, deletions=d, insertions=i, words=words,
-        char_errors=char_errors, chars=chars, utterances=len(refs),
+        char_errors=char_errors, chars=chars, utterances=utterances,
     )
+
+
+def _pair(ref: str, hyp: str) -> Score:
+    ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+    s, d, i, words = _counts(ref.split(), hyp.split())
+    *char_counts, chars = _counts(list(ref), list(hyp))
+    return Score(100.0 * (s + d + i) / max(words, 1), 100.0 * sum(char_counts) / max(chars, 1),
+                 s, d, i, words, sum(char_counts), chars, 1)
 
 
 def _counts(ref: list[str], hyp: list[str]) -> tuple[int, int, int, int]:
