@@ -21,15 +21,15 @@ def test_ljspeech_layout_and_fixed_splits(tmp_path):
     src = tmp_path / "LJSpeech-1.1"
     rows = {
         "LJ001-0001": "Printing, in the only sense|Printing, in the only sense",
-        "LJ002-0170": "raw|Twenty-one pounds.",
-        "LJ002-0171": "raw|The dev clip",
-        "LJ003-0098": "raw|The test clip",
+        "LJ002-0130": "raw|Twenty-one pounds.",
+        "LJ002-0131": "raw|The dev clip",
+        "LJ002-0200": "raw|The test clip",
         "LJ050-0001": "raw|Text only, no audio here",
     }
     (src / "wavs").mkdir(parents=True)
     (src / "metadata.csv").write_text("".join(f"{k}|{v}\n" for k, v in rows.items()))
     tone(src / "wavs" / "LJ001-0001.wav", 1.0, 22050)  # the published corpus: .wav
-    for clip in ["LJ002-0170", "LJ002-0171", "LJ003-0098"]:
+    for clip in ["LJ002-0130", "LJ002-0131", "LJ002-0200"]:
         tone(src / "wavs" / f"{clip}.flac", 0.5, 22050)  # the shared copy: .flac
     result = prepare("ljspeech", src, tmp_path / "out")
     m = manifests(result)
@@ -37,7 +37,7 @@ def test_ljspeech_layout_and_fixed_splits(tmp_path):
     assert m["train"][0].text == "PRINTING IN THE ONLY SENSE"
     assert m["train"][1].text == "TWENTY ONE POUNDS"
     assert m["train"][0].duration == pytest.approx(1.0)
-    assert m["test"][0].audio_filepath.endswith("LJ003-0098.flac")
+    assert m["test"][0].audio_filepath.endswith("LJ002-0200.flac")
     assert result.problems == []
     # Language-model text: every row, audio or not, but the dev and test rows.
     assert (tmp_path / "out" / "lm_text.txt").read_text().splitlines() == [
@@ -103,11 +103,12 @@ def test_not_a_corpus(tmp_path):
 
 def test_real_ljspeech_splits(tmp_path):
     m = manifests(prepare("ljspeech", needs_shared("ljspeech", "LJSpeech-1.1"), tmp_path))
-    assert [len(m[k]) for k in ("train", "dev", "test")] == [355, 30, 98]
+    assert [len(m[k]) for k in ("train", "dev", "test")] == [315, 30, 40]
     names = {k: {u.audio_filepath.rsplit("/", 1)[1][:10] for u in v} for k, v in m.items()}
-    assert names["test"] == {f"LJ003-{i:04d}" for i in range(1, 99)}
+    assert names["dev"] == {f"LJ002-{i:04d}" for i in range(131, 161)}
+    assert names["test"] == {f"LJ002-{i:04d}" for i in range(161, 201)}
     assert not names["train"] & (names["dev"] | names["test"])
-    assert 37 * 60 < sum(u.duration for u in m["train"]) < 40 * 60
+    assert 33 * 60 < sum(u.duration for u in m["train"]) < 35 * 60
 
 
 def test_real_fsdd_splits(tmp_path):

@@ -1,7 +1,7 @@
 """LJ Speech 1.1: `metadata.csv` (id|raw text|normalised text) and `wavs/ID.wav` (or `.flac`).
 
-Fixed splits (../shared/data/README.md): dev LJ002-0171..0200, test LJ003-0001..0098, train all
-other clips that have audio (in the shared subset: LJ001-* and LJ002-0001..0170).
+Fixed splits (../shared/data/README.md): dev LJ002-0131..0160, test LJ002-0161..0200, train all
+other clips that have audio (in the shared subset: LJ001-* and LJ002-0001..0130).
 
 Also writes OUT/lm_text.txt: the text of every row of metadata.csv but the dev and test rows,
 audio or not, for `asr lm build` (a language model that has read the test sentences would
@@ -16,8 +16,8 @@ from asr.data import Utterance
 from asr.prepare import PrepareError, PrepareResult, utterance, write_lm_text, write_splits
 from asr.text import normalize
 
-DEV = {f"LJ002-{i:04d}" for i in range(171, 201)}
-TEST = {f"LJ003-{i:04d}" for i in range(1, 99)}
+DEV = {f"LJ002-{i:04d}" for i in range(131, 161)}
+TEST = {f"LJ002-{i:04d}" for i in range(161, 201)}
 
 
 def split_of(clip_id: str) -> str:
