@@ -139,5 +139,10 @@ def spaced_model(tmp_path_factory):
         f"train.train_manifest={folder / 'train.jsonl'}", f"train.dev_manifest={folder / 'dev.jsonl'}",
         "train.epochs=50", "train.batch_seconds=4", "train.lr=0.01", "model.hidden=64", "model.layers=2"])
     result = train(config, folder / "exp")
+    # When CTC's all-blank plateau ends depends on float rounding, so on the CPU: here at epoch
+    # 30 with one thread and 36 with two. A run that escaped late gets more epochs.
+    if result.best_wer > 0.0:
+        config.train.epochs = 80
+        result = train(config, folder / "exp", resume=True)
     assert result.best_wer == 0.0, "the model did not learn the words: the alignment test would mean nothing"
     return load_recognizer(folder / "exp" / "best.pt")

@@ -114,6 +114,7 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
 
 # -- word times by forced alignment ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_word_times_are_within_50_ms_of_the_truth(spaced_model):
     from asr.decode import align_words
     from asr.transcribe import emissions

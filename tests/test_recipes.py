@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, needs_shared
+
+pytestmark = pytest.mark.slow  # ten `asr` processes on real speech
 
 
 def _recipe(script, *args):

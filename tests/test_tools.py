@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -19,6 +21,7 @@ def test_plot_training_draws_a_run(memorised, tmp_path):
     assert run.returncode == 1 and "no training lines" in run.stderr
 
 
+@pytest.mark.slow
 def test_bench_train_times_the_step_and_the_bare_lstm():
     run = _tool(ROOT / "tools" / "bench_train.py", "--config", ROOT / "conf" / "tiny.yaml", "--batch", 2,
                 "--seconds", 1, "--steps", 2, "--warmup", 1)
@@ -29,6 +32,7 @@ def test_bench_train_times_the_step_and_the_bare_lstm():
     assert any(line.startswith("ratio: ") for line in lines)
 
 
+@pytest.mark.slow
 def test_bench_transcribe_prints_both_real_time_factors_and_the_long_recordings_memory(memorised, tmp_path):
     run = _tool(ROOT / "tools" / "bench_transcribe.py", "--manifest", memorised.dev, "--model",
                 memorised.exp / "best.pt", "--hour", "--hour-seconds", 45)

@@ -186,12 +186,16 @@ def _wait_for(predicate, proc, seconds=120.0):
 
 
 def _same_weights(a: Path, b: Path) -> None:
+    """Bit-equal, on purpose: only for two runs of the same computation (same code, machine and
+    thread count, same order of operations), where any difference is lost state, not rounding.
+    Never for two different code paths: those agree only to a tolerance (see the DDP test)."""
     wa, wb = checkpoint.load(a)["model"], checkpoint.load(b)["model"]
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(tmp_path, tone_manifest):
     steps = 30  # 5 epochs of 6-7 batches: the kill lands mid-epoch, the resume crosses epochs
     straight = train(_config(tone_manifest, EXACT + [f"train.max_steps={steps}", "train.epochs=10"]), tmp_path / "a")
@@ -225,6 +229,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(tm
     assert steps_logged == list(range(1, steps + 1))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tmp_path, tone_manifest):
     out = tmp_path / "exp"
     # A loader worker too, and the signal sent to the whole process group, as SLURM does.
@@ -246,6 +251,7 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tmp_path, tone_ma
     assert resumed.steps == saved["progress"]["step"] + 2 and resumed.stopped_by is None
 
 
+@pytest.mark.slow
 def test_two_process_ddp_makes_the_same_updates_as_one_process_on_the_global_batch(tmp_path, tone_manifest):
     common = ["model.layers=2", "train.batch_seconds=100", "train.max_steps=8", "train.log_every=2", "train.epochs=5"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -276,6 +282,7 @@ def test_two_process_ddp_makes_the_same_updates_as_one_process_on_the_global_bat
 
 
 
+@pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, tone_manifest):
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -97,11 +97,13 @@ def test_captions_split_at_pauses_and_length_and_render_as_srt_and_vtt():
     assert to_srt([blocks[0]._replace(start=3723.004)]).splitlines()[1].startswith("01:02:03,004 -->")
 
 
+@pytest.mark.slow
 def test_a_long_recording_streams_through_windows_and_keeps_every_word_once(spaced_model, tmp_path):
     import numpy as np
     import torch
 
     from asr import audio
+    from asr.decode import greedy
     from asr.transcribe import emissions, long_emissions, transcribe_long
     from conftest import random_words, spaced_words
 
@@ -115,8 +117,17 @@ def test_a_long_recording_streams_through_windows_and_keeps_every_word_once(spac
     # 5 s windows: ~20 windows and as many decoding cuts, inside words' pauses or not at all
     long, samples = long_emissions(recognizer, lambda: audio.stream(tmp_path / "long.flac", 1.7), 5.0, 1.0)
     whole, n = emissions(recognizer, [torch.from_numpy(audio.load(tmp_path / "long.flac"))])
-    assert samples == len(wave) and long.shape == whole[0, :int(n[0])].shape
-    assert torch.equal(long.argmax(-1), whole[0, :int(n[0])].argmax(-1))
+    whole = whole[0, :int(n[0])]
+    assert samples == len(wave) and long.shape == whole.shape
+    # Two different computations (each window's LSTM sees only its own context; another CPU sums
+    # in another order), so not bit-equal: the same probabilities (measured: within 6e-4), and
+    # the best class may differ only on frames where the whole file's top two nearly tie.
+    assert (long.exp() - whole.exp()).abs().max() < 0.01
+    top2 = whole.topk(2, -1).values
+    flipped = long.argmax(-1) != whole.argmax(-1)
+    assert (top2[flipped, 0] - top2[flipped, 1] < 0.05).all()
+    lengths = torch.tensor([len(whole)])
+    assert greedy(long[None], lengths, recognizer.vocab)[0].text == greedy(whole[None], lengths, recognizer.vocab)[0].text
     result = transcribe_long(recognizer, tmp_path / "long.flac", timestamps=True, window_seconds=5.0)
     assert result.text == " ".join(words)  # nothing lost or doubled at ~20 cuts
     assert [w.text for w in result.words] == words
