@@ -67,14 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus")
-    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech"])
+    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4"])
     p.add_argument("src", help="the corpus folder as it ships")
     p.add_argument("out", help="folder for the manifests")
     p.set_defaults(run=_prepare)
 
     p = sub.add_parser("download", help="fetch a public corpus (resumable, checksummed) and unpack it")
-    p.add_argument("corpus", choices=["librispeech"])
-    p.add_argument("out", help="folder: OUT/LibriSpeech/<subset>, OUT/lm/<file>, OUT/archives/")
+    p.add_argument("corpus", choices=["librispeech", "an4"])
+    p.add_argument("out", help="folder: OUT/LibriSpeech/<subset>, OUT/lm/<file> or OUT/an4/; OUT/archives/")
     p.add_argument("--subsets", nargs="+", default=[], help="e.g. train-clean-100 dev-clean test-clean")
     p.add_argument("--lm", nargs="+", default=[], help="official LM files, e.g. 4-gram.arpa.gz librispeech-lexicon.txt")
     p.set_defaults(run=_download)
@@ -209,11 +209,17 @@ def _prepare(args) -> int:
 
 
 def _download(args) -> int:
-    from asr.prepare.download import download_librispeech
+    from asr.prepare.download import download_an4, download_librispeech
 
-    if not args.subsets and not args.lm:
+    if args.corpus == "an4":
+        if args.subsets or args.lm:
+            raise UsageError("AN4 is one archive: --subsets and --lm are for librispeech")
+        lines = download_an4(args.out)
+    elif not args.subsets and not args.lm:
         raise ConfigError("nothing to download: give --subsets and/or --lm")
-    for line in download_librispeech(args.out, args.subsets, args.lm):
+    else:
+        lines = download_librispeech(args.out, args.subsets, args.lm)
+    for line in lines:
         print(line)
     return 0
 

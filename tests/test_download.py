@@ -53,7 +53,7 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
 
     def close(self):
         self.httpd.shutdown()
@@ -150,3 +150,30 @@ def test_download_command_fetches_unpacks_and_skips_what_is_done(server, tmp_pat
     assert len(server.ranges) == 2  # the second run fetched nothing
     assert main(["download", "librispeech", str(tmp_path), "--subsets", "dev-cleen"]) == 1
     assert "unknown LibriSpeech subset 'dev-cleen'" in capsys.readouterr().err
+
+
+def test_an4_download_fetches_checks_the_gzip_unpacks_and_skips_what_is_done(server, tmp_path, capsys, monkeypatch):
+    from asr.cli import main
+    from asr.prepare import download
+
+    tree = {"an4/etc/an4_test.fileids": b"an4test_clstk/fcaw/an406-fcaw-b\n",
+            "an4/wav/an4test_clstk/fcaw/an406-fcaw-b.sph": random.Random(1).randbytes(30000)}
+    server.files["an4/an4_sphere.tar.gz"] = _tarball(tree)
+    monkeypatch.setattr(download, "AN4", download.Resource(f"{server.url}/an4/an4_sphere.tar.gz", None))
+    for _ in range(2):
+        assert main(["download", "an4", str(tmp_path / "src")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{tmp_path / 'src' / 'an4'}\t(from {server.url}/an4/an4_sphere.tar.gz, gzip checked; "
+                   "CMU publishes no checksum)"] * 2
+    assert (tmp_path / "src" / "an4" / "wav" / "an4test_clstk" / "fcaw" / "an406-fcaw-b.sph").stat().st_size == 30000
+    assert len(server.ranges) == 1  # the second run fetched nothing
+
+    server.files["an4/an4_sphere.tar.gz"] = _tarball(tree)[:-100]  # cut short: not a whole gzip stream
+    with pytest.raises(DownloadError, match="an4_sphere.tar.gz: not a whole gzip file"):
+        download.download_an4(tmp_path / "again", progress=False)
+    assert not list((tmp_path / "again" / "archives").iterdir())
+    server.files["an4/an4_sphere.tar.gz"] = _tarball({"other/README": b"x"})
+    with pytest.raises(DownloadError, match="holds no an4/etc/ folder"):
+        download.download_an4(tmp_path / "other", progress=False)
+    assert main(["download", "an4", str(tmp_path), "--subsets", "dev-clean"]) == 2
+    assert "--subsets and --lm are for librispeech" in capsys.readouterr().err

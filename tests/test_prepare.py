@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr import audio
 from asr.cli import main
 from asr.data import read_manifest
 from asr.prepare import PrepareError, prepare
@@ -123,3 +124,81 @@ def test_real_librispeech_tree(tmp_path):
     first = m["test-clean"][0]
     assert first.text.startswith("HE HOPED THERE WOULD BE STEW FOR DINNER")
     assert first.duration == pytest.approx(10.435)
+
+
+def an4_tree(root, form="sph", train=("an251-fash-b", "an253-fash-b", "cen1-fash-b"), test=("an406-fcaw-b",)):
+    """An AN4 tree in one of its published forms: `sph` (NIST SPHERE) or `raw` (headerless,
+    big-endian 16-bit 16 kHz), with the transcript line forms of each part."""
+    etc = root / "an4" / "etc"
+    etc.mkdir(parents=True)
+    texts = {"an251-fash-b": "YES", "an253-fash-b": "GO", "cen1-fash-b": "R O B E R T", "an406-fcaw-b": "RUBOUT G M E F"}
+    for part, folder, utts in [("train", "an4_clstk", train), ("test", "an4test_clstk", test)]:
+        fileids = [f"{folder}/{u.split('-')[1]}/{u}" for u in utts]
+        (etc / f"an4_{part}.fileids").write_text("".join(f + "\n" for f in fileids))
+        lines = [f"<s> {texts[u]} </s> ({u})" if part == "train" else f"{texts[u]} ({u})" for u in utts]
+        (etc / f"an4_{part}.transcription").write_text("".join(line + "\n" for line in lines))
+        for fileid in fileids:
+            path = root / "an4" / "wav" / f"{fileid}.{form}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            samples = (3000 * np.sin(np.arange(8000) * 0.05)).astype(np.int16)
+            if form == "sph":
+                sf.write(path, samples, 16000, format="NIST", subtype="PCM_16")
+            else:
+                path.write_bytes(samples.astype(">i2").tobytes())
+    return root / "an4"
+
+
+@pytest.mark.parametrize("form", ["sph", "raw"])
+def test_an4_both_published_forms_and_espnets_split(tmp_path, form, monkeypatch):
+    from asr.prepare import an4
+
+    monkeypatch.setattr(an4, "DEV_UTTERANCES", 1)  # the first train fileid (ESPnet: the first 100)
+    src = an4_tree(tmp_path / "src", form)
+    result = prepare("an4", src.parent, tmp_path / "out")  # the folder the archive unpacks into will do
+    m = manifests(result)
+    assert result.problems == []
+    assert [u.text for u in m["dev"]] == ["YES"]
+    assert [u.text for u in m["train"]] == ["GO", "R O B E R T"]
+    assert [u.text for u in m["test"]] == ["RUBOUT G M E F"]
+    assert all(u.duration == 0.5 for s in m.values() for u in s)
+    wave = audio.load(m["test"][0].audio_filepath)  # what training reads, sample for sample
+    np.testing.assert_array_equal(np.round(wave * 32768).astype(np.int16),
+                                  (3000 * np.sin(np.arange(8000) * 0.05)).astype(np.int16))
+    suffix = ".sph" if form == "sph" else ".flac"  # .raw has no header to read: converted once
+    assert all(u.audio_filepath.endswith(suffix) for s in m.values() for u in s)
+    assert (tmp_path / "out" / "lm_text.txt").read_text() == "GO\nR O B E R T\n"  # train only
+
+
+def test_an4_reports_what_it_leaves_out_and_the_command_exits_1(tmp_path, capsys):
+    from asr.cli import main
+
+    src = an4_tree(tmp_path / "src", "raw")
+    etc = src / "etc"
+    with open(etc / "an4_train.transcription", "a") as f:
+        f.write("<s> NO </s> (an999-fash-b)\nthis line has no id\n")  # no fileid; no id at all
+    with open(etc / "an4_train.fileids", "a") as f:
+        f.write("an4_clstk/fash/an998-fash-b\nan4_clstk/fash/an997-fash-b\n")  # no transcript; no audio
+    with open(etc / "an4_train.transcription", "a") as f:
+        f.write("<s> STOP </s> (an997-fash-b)\n")
+    (src / "wav" / "an4test_clstk" / "fcaw" / "an406-fcaw-b.raw").write_bytes(b"\x00\x01\x02")  # odd length
+    assert main(["prepare", "an4", str(src), str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("asr: warning: ")]
+    assert len(warnings) == 5, captured.err
+    for words in ["an4_train.transcription:5: not 'TEXT (utterance-id)'", "an998-fash-b: no line in an4_train.transcription",
+                  "an997-fash-b.sph: no such file (nor .raw)", "an4_train.transcription: an999-fash-b: not listed",
+                  "an406-fcaw-b.raw: an odd number of bytes"]:
+        assert sum(words in w for w in warnings) == 1, (words, warnings)
+    assert "dev.jsonl\t3 utterances" in captured.out and "test.jsonl\t0 utterances" in captured.out  # all within the first 100
+    with pytest.raises(PrepareError, match="not an AN4 folder"):
+        prepare("an4", tmp_path / "out", tmp_path / "x")
+
+
+def test_real_an4_tree(tmp_path):
+    m = manifests(prepare("an4", needs_shared("an4"), tmp_path))
+    assert [len(m[k]) for k in ("train", "dev", "test")] == [848, 100, 130]
+    assert m["test"][0].text == "RUBOUT G M E F THREE NINE"
+    assert m["test"][0].audio_filepath.endswith("an4test_clstk/fcaw/an406-fcaw-b.sph")
+    assert m["dev"][0].audio_filepath.endswith("an4_clstk/fash/an251-fash-b.sph")  # the first train fileid
+    assert sum(len(u.text.split()) for u in m["test"]) == 773
+    assert not {u.audio_filepath for u in m["train"]} & {u.audio_filepath for u in m["dev"]}

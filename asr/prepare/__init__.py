@@ -60,9 +60,10 @@ def write_lm_text(out_dir: str | os.PathLike, sentences: list[str], source: str)
 
 
 def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike) -> PrepareResult:
-    from asr.prepare import fsdd, librispeech, ljspeech
+    from asr.prepare import an4, fsdd, librispeech, ljspeech
 
-    preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare}
+    preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare,
+                 "an4": an4.prepare}
     if corpus not in preparers:
         raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
     if not Path(src).is_dir():

@@ -6,6 +6,7 @@
                                leaves a marker so a second run skips it
 
     asr download librispeech DIR --subsets dev-clean test-clean --lm 4-gram.arpa.gz
+    asr download an4 DIR
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ LIBRISPEECH = {
 # gzip streams instead (a truncated or corrupt file fails to decompress to its end).
 LIBRISPEECH_LM = ("3-gram.arpa.gz", "3-gram.pruned.1e-7.arpa.gz", "3-gram.pruned.3e-7.arpa.gz", "4-gram.arpa.gz",
                   "librispeech-lexicon.txt", "librispeech-vocab.txt", "librispeech-lm-norm.txt.gz")
+
+
+# AN4 as ESPnet and NeMo fetch it. CMU publishes no checksum for it: it is checked as a whole gzip
+# stream, and unpacking checks the tar.
+AN4 = Resource("http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz", None)
 
 
 def librispeech(subset: str) -> Resource:
@@ -173,3 +179,14 @@ def download_librispeech(out_dir: str | os.PathLike, subsets: list[str], lm_file
         path = fetch(resource.url, out_dir / "lm" / name, progress=progress)
         lines.append(f"{path}\t(from {resource.url}{', gzip checked' if name.endswith('.gz') else ''})")
     return lines
+
+
+def download_an4(out_dir: str | os.PathLike, progress: bool = True) -> list[str]:
+    """AN4 into OUT/an4/ (etc/, wav/), the archive kept in OUT/archives/; skipped when done."""
+    out_dir = Path(out_dir)
+    resource = AN4
+    archive = fetch(resource.url, out_dir / "archives" / "an4_sphere.tar.gz", resource.sha256, progress=progress)
+    extract(archive, out_dir)
+    if not (out_dir / "an4" / "etc").is_dir():
+        raise DownloadError(f"{archive}: unpacked, but holds no an4/etc/ folder: not the AN4 release")
+    return [f"{out_dir / 'an4'}\t(from {resource.url}, gzip checked; CMU publishes no checksum)"]
