@@ -134,6 +134,8 @@ class BeamDecoder:
     def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         emissions = log_probs.detach().float().cpu().contiguous()
         lengths = lengths.cpu()
+        if self.lexicon:
+            emissions, lengths = _end_with_a_boundary(emissions, lengths, self.vocab)
         workers = min(self.config.workers, len(emissions))
         if workers < 2:
             return self._nbest(emissions, lengths)
@@ -155,6 +157,20 @@ class BeamDecoder:
 
 
 _FORKED: tuple | None = None  # (decoder, emissions, lengths) for the pool's forked workers
+
+
+def _end_with_a_boundary(emissions: torch.Tensor, lengths: torch.Tensor, vocab: Vocabulary):
+    """One more frame after each utterance's last, where the word boundary is certain. The
+    lexicon spells every word with a closing '|', but the model never emits one after the last
+    word (no target ends with one): without this frame the search can finish the last word only
+    where a stray frame offers a boundary, and drops it otherwise."""
+    batch, frames, units = emissions.shape
+    padded = torch.full((batch, frames + 1, units), -1e4)
+    padded[:, :frames] = emissions
+    boundary = torch.full((units,), -1e4)
+    boundary[vocab.index[WORD_BOUNDARY]] = 0.0
+    padded[torch.arange(batch), lengths] = boundary
+    return padded, lengths + 1
 
 
 def _nbest_of(i: int) -> list[Hypothesis]:

@@ -86,6 +86,16 @@ def test_a_word_lm_overrules_weak_acoustics_within_its_lexicon(tmp_path):
     assert decoder.with_weights(0.0, 0.0)(lp, n)[0].text == "THE CAB"  # no LM weight: the acoustics win
 
 
+def test_the_last_word_survives_when_the_audio_ends_on_it(tmp_path):
+    """The model emits no boundary after the last word, and the lexicon spells every word with
+    one: the search must still finish the last word when its last letter is the last frame."""
+    vocab = Vocabulary()
+    decoder = BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, CAT_TEXT), lm_weight=1.0))
+    a, b = frames(vocab, list("_T_H_E_|_C_A_T")), frames(vocab, list("_A_|_C_A_T"))
+    batch = torch.stack([a, torch.cat([b, frames(vocab, list("CCCC"))])])  # padding past b's end
+    assert [h.text for h in decoder(batch, torch.tensor([len(a), len(b)]))] == ["THE CAT", "A CAT"]
+
+
 def test_a_character_lm_decodes_without_a_lexicon(tmp_path):
     vocab = Vocabulary()
     lp, n = _ambiguous(vocab)
