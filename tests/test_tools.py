@@ -42,3 +42,22 @@ def test_bench_transcribe_prints_both_real_time_factors_and_the_long_recordings_
     assert lines[2].startswith("model load excluded: ") and " RTF " in lines[2]
     assert lines[3].startswith("end to end (`asr transcribe` on the 3 files): ") and "peak RSS" in lines[3]
     assert lines[4].startswith("one recording of 0.8 min: ") and "peak RSS" in lines[4], lines
+
+
+def test_results_puts_our_test_figures_beside_the_an4_peers(memorised, tmp_path):
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(memorised.exp, exp)
+    (exp / "decode").mkdir()
+    for name, line in [("greedy_dev", "WER 20.00% CER 9.00% (100 utterances)"), ("lm_dev", "WER 10.00% CER 5.00% (100 utterances)"),
+                       ("greedy_test", "WER 12.34% CER 5.67% (130 utterances)"), ("lm_test", "WER 7.10% CER 3.50% (130 utterances)")]:
+        (exp / "decode" / f"{name}.txt").write_text(f"asr: something first\n{line}\n")
+    run = _tool(ROOT / "tools" / "results.py", exp, "--sets", "dev", "test", "--title", "AN4", "--out",
+                tmp_path / "RESULTS.md", "--peers", "an4")
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "RESULTS.md").read_text().splitlines()
+    assert "| test | 12.34% | 5.67% | 7.10% | 3.50% |" in lines
+    table = lines[lines.index("| system | WER | CER | source |"):]
+    assert "| ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md) | 7.4 | 3.6 | published |" in table
+    assert "| ours, greedy | 12.34% | 5.67% | this run |" in table and "| ours, beam + LM | 7.10% | 3.50% | this run |" in table

@@ -22,9 +22,17 @@ from pathlib import Path
 import torch
 
 FINAL = re.compile(r"WER (\S+)% CER (\S+)% \((\d+) utterances\)")
-PEERS = """Peers with similar models on the full 960 h (their published figures, for scale):
+LIBRISPEECH_PEERS = """Peers with similar models on the full 960 h (their published figures, for scale):
 deepspeech.pytorch 5×1024 BiLSTM, greedy: 11.20 / 31.31 WER on test-clean / test-other;
 ESPnet BLSTMP, no LM: 7.7 / 21.9; DeepSpeech2 with an LM: 5.33 / 13.25."""
+# Other systems on the same 130 AN4 test utterances (773 words, 2,565 characters): (system, WER, CER, source).
+AN4_PEERS = [
+    ("ESPnet1 BLSTMP 4×320, CTC only, no LM (egs/an4/asr1/RESULTS)", "-", "12.6", "published"),
+    ("ESPnet1 BLSTMP, CTC/attention hybrid (egs/an4/asr1/RESULTS)", "-", "15.3", "published"),
+    ("ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md)", "7.4", "3.6", "published"),
+    ("ESPnet2 the same, no LM", "7.6", "3.6", "published"),
+    ("Whisper tiny.en, off the shelf, no AN4 training", "30.9", "-", "measured on this machine, quoted from issue 13"),
+]
 
 
 def main() -> int:
@@ -34,7 +42,8 @@ def main() -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--curve", action="store_true", help="draw the training curve next to --out")
-    parser.add_argument("--peers", action="store_true", help="add the LibriSpeech peers' figures")
+    parser.add_argument("--peers", choices=["librispeech", "an4"], help="add the peers' figures on this corpus")
+    parser.add_argument("--notes", type=Path, help="a Markdown file to include after the figures (e.g. an ablation)")
     args = parser.parse_args()
     exp = args.exp
 
@@ -65,8 +74,17 @@ def main() -> int:
               f"Hardware: {_hardware()}.",
               "Expected epoch time on one H100: not measured yet (no GPU has run `tools/bench_train.py`; see "
               "docs/benchmarks.md)."]
-    if args.peers:
-        lines += ["", PEERS]
+    if args.peers == "librispeech":
+        lines += ["", LIBRISPEECH_PEERS]
+    elif args.peers == "an4":  # ours beside theirs, on the last set named (the test set)
+        test = rows[-1]
+        lines += ["", f"Beside other systems on the same test set ({test[0]}: 130 utterances, 773 words, 2,565 characters):",
+                  "", "| system | WER | CER | source |", "|---|---:|---:|---|"]
+        lines += [f"| {' | '.join(peer)} |" for peer in AN4_PEERS]
+        lines += [f"| ours, greedy | {test[1]} | {test[2]} | this run |",
+                  f"| ours, beam + LM | {test[3]} | {test[4]} | this run |"]
+    if args.notes and args.notes.exists():
+        lines += ["", args.notes.read_text(encoding="utf-8").strip()]
     if args.curve:
         png = args.out.with_name("curve.png")
         subprocess.run([sys.executable, str(Path(__file__).with_name("plot_training.py")), str(exp / "log.jsonl"),

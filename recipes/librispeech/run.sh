@@ -22,7 +22,7 @@ lm_order=4
 lm_weights="0.5 1 1.5 2 3"
 word_scores="-4 -2 0 2"
 results=recipes/librispeech/RESULTS.md
-results_flags=--peers
+results_flags="--peers librispeech"
 source "$(dirname "$0")/../stages.sh"
 src=${src:-$data_dir/src/LibriSpeech}
 title="LibriSpeech ($train_sets)"

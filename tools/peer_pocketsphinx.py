@@ -1,0 +1,66 @@
+"""The PocketSphinx peer: Debian's generic US-English model on the utterances of a manifest,
+scored exactly as `asr evaluate` scores ours (same normalisation, same WER/CER).
+
+Each file is read as our recogniser reads it (16 kHz mono), written as 16-bit WAV and given to
+`pocketsphinx_continuous -infile F`; its hypothesis is normalised like a transcript.
+
+    apt-get install pocketsphinx pocketsphinx-en-us
+    python tools/peer_pocketsphinx.py --manifest data/an4/test.jsonl [--report exp/an4/pocketsphinx_test.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asr import audio
+from asr.data import read_manifest
+from asr.score import score
+from asr.text import normalize
+
+COMMAND = "pocketsphinx_continuous"
+
+
+def recognise(path: str, folder: Path) -> str:
+    wav = folder / f"{abs(hash(path))}.wav"
+    sf.write(wav, np.clip(audio.load(path), -1, 1), audio.SAMPLE_RATE, subtype="PCM_16")
+    run = subprocess.run([COMMAND, "-infile", str(wav), "-logfn", os.devnull], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{path}: {COMMAND} failed (exit {run.returncode})")
+    return normalize(" ".join(run.stdout.split()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--report", type=Path, help="JSON file: each utterance's reference and hypothesis")
+    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+    if shutil.which(COMMAND) is None:
+        print(f"peer_pocketsphinx: {COMMAND} not found; install it with: "
+              "apt-get install pocketsphinx pocketsphinx-en-us", file=sys.stderr)
+        return 1
+    utts = read_manifest(args.manifest)
+    with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(args.jobs) as pool:
+        hyps = list(pool.map(lambda u: recognise(u.audio_filepath, Path(folder)), utts))
+    result = score([u.text for u in utts], hyps)
+    if args.report:
+        args.report.write_text(json.dumps({"score": result._asdict(), "utterances": [
+            {"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]},
+            indent=1), encoding="utf-8")
+    print(f"PocketSphinx (Debian pocketsphinx-en-us) on {args.manifest}: {result.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
