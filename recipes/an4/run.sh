@@ -18,6 +18,7 @@ lm_order=4
 lm_weights="0.5 1 1.5 2 3"
 word_scores="-2 0 2 4"
 results=recipes/an4/RESULTS.md
+results_flags="--peers an4 --notes recipes/an4/ablation.md"  # the ablation: its commands and outputs
 title="AN4 (test: an4_test, 130 utterances, 10 unseen speakers)"
 source "$(dirname "$0")/../stages.sh"
 if [ -z "$src" ]; then
