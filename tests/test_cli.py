@@ -77,6 +77,7 @@ def test_transcribe_reads_folders_patterns_and_paths_on_stdin(trained, tmp_path,
     for rel in ["a/one.wav", "a/b/two.FLAC", "c/three.wav"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(tmp_path / rel, tone_speech("ONE"), 16000)
+    sf.write(tmp_path / "a" / "b" / "four.sph", tone_speech("ONE"), 16000, format="NIST", subtype="PCM_16")  # AN4's
     (tmp_path / "a" / "notes.txt").write_text("not audio")
     (tmp_path / "empty").mkdir()
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{tmp_path / 'c' / 'three.wav'}\n\n"))
@@ -85,10 +86,11 @@ def test_transcribe_reads_folders_patterns_and_paths_on_stdin(trained, tmp_path,
     out, err = capsys.readouterr()
     assert code == 1  # two inputs named no file
     assert [line.split("\t")[0] for line in out.splitlines()] == [
-        str(tmp_path / "a" / "b" / "two.FLAC"), str(tmp_path / "a" / "one.wav"), str(tmp_path / "c" / "three.wav"),
+        str(tmp_path / "a" / "b" / "four.sph"), str(tmp_path / "a" / "b" / "two.FLAC"), str(tmp_path / "a" / "one.wav"),
+        str(tmp_path / "c" / "three.wav"),
         str(tmp_path / "c" / "three.wav")]
     assert err.splitlines() == [f"asr: error: {tmp_path / 'empty'}: a folder with no audio files "
-                                "(.wav, .flac, .ogg, .oga, .mp3, .aiff, .aif, .au, .opus)",
+                                "(.wav, .flac, .ogg, .oga, .mp3, .aiff, .aif, .au, .opus, .sph, .nist)",
                                 f"asr: error: {tmp_path / 'nothing*.wav'}: no file matches this pattern"]
 
 
