@@ -32,6 +32,9 @@ AN4_PEERS = [
     ("ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md)", "7.4", "3.6", "published"),
     ("ESPnet2 the same, no LM", "7.6", "3.6", "published"),
     ("Whisper tiny.en, off the shelf, no AN4 training", "30.9", "-", "measured on this machine, quoted from issue 13"),
+    # python tools/peer_pocketsphinx.py --manifest data/an4/test.jsonl
+    ("PocketSphinx, Debian's generic en-us model, no AN4 training", "50.71", "40.97", "measured on this machine: "
+     "`tools/peer_pocketsphinx.py`"),
 ]
 
 
