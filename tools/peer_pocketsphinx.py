@@ -31,13 +31,19 @@ from asr.text import normalize
 COMMAND = "pocketsphinx_continuous"
 
 
-def recognise(path: str, folder: Path) -> str:
+def recognise(path: str, folder: Path) -> tuple[str | None, str | None]:
+    """(PocketSphinx's normalised transcript, None), or (None, one line naming the file and the
+    problem). The caller prints: audio.load silences fd 2 while it decodes, in every thread."""
+    try:
+        wave = audio.load(path)
+    except audio.AudioError as e:
+        return None, str(e)
     wav = folder / f"{abs(hash(path))}.wav"
-    sf.write(wav, np.clip(audio.load(path), -1, 1), audio.SAMPLE_RATE, subtype="PCM_16")
+    sf.write(wav, np.clip(wave, -1, 1), audio.SAMPLE_RATE, subtype="PCM_16")
     run = subprocess.run([COMMAND, "-infile", str(wav), "-logfn", os.devnull], capture_output=True, text=True)
     if run.returncode != 0:
-        raise RuntimeError(f"{path}: {COMMAND} failed (exit {run.returncode})")
-    return normalize(" ".join(run.stdout.split()))
+        return None, f"{path}: {COMMAND} failed (exit {run.returncode})"
+    return normalize(" ".join(run.stdout.split())), None
 
 
 def main() -> int:
@@ -52,7 +58,15 @@ def main() -> int:
         return 1
     utts = read_manifest(args.manifest)
     with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(args.jobs) as pool:
-        hyps = list(pool.map(lambda u: recognise(u.audio_filepath, Path(folder)), utts))
+        results = list(pool.map(lambda u: recognise(u.audio_filepath, Path(folder)), utts))
+    for _, error in results:
+        if error:
+            print(f"peer_pocketsphinx: {error}", file=sys.stderr)
+    # like `asr evaluate`: the score is over the utterances that could be recognised
+    utts, hyps = [u for u, (h, _) in zip(utts, results) if h is not None], [h for h, _ in results if h is not None]
+    if not utts:
+        print("peer_pocketsphinx: no utterance could be recognised", file=sys.stderr)
+        return 1
     result = score([u.text for u in utts], hyps)
     if args.report:
         args.report.write_text(json.dumps({"score": result._asdict(), "utterances": [
