@@ -67,9 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus")
-    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4"])
+    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4", "folder"],
+                   help="a corpus by name, or 'folder': audio files with NAME.txt transcripts beside them")
     p.add_argument("src", help="the corpus folder as it ships")
     p.add_argument("out", help="folder for the manifests")
+    g = p.add_argument_group("splitting a folder (every take of one prompt stays on one side)")
+    g.add_argument("--test", nargs="+", default=[], metavar="GLOB", help="names (or groups) for the test set")
+    g.add_argument("--dev", nargs="+", default=[], metavar="GLOB", help="names (or groups) for the dev set")
+    g.add_argument("--test-from", metavar="FILE", help="test patterns (or names), one a line")
+    g.add_argument("--dev-from", metavar="FILE", help="dev patterns (or names), one a line")
+    g.add_argument("--test-fraction", type=float, default=0.0, help="of the other groups, by a stable hash")
+    g.add_argument("--dev-fraction", type=float, default=0.0, help="of the other groups, by a stable hash")
+    g.add_argument("--group", metavar="REGEX",
+                   help="the group is this expression's match in the name (default: the transcript's text)")
     p.set_defaults(run=_prepare)
 
     p = sub.add_parser("download", help="fetch a public corpus (resumable, checksummed) and unpack it")
@@ -194,8 +204,17 @@ def _decoder(args, recognizer):
 
 def _prepare(args) -> int:
     from asr.prepare import prepare
+    from asr.prepare.folder import FolderSplit, read_patterns
 
-    result = prepare(args.corpus, args.src, args.out)
+    options = [args.test, args.dev, args.test_from, args.dev_from, args.test_fraction, args.dev_fraction, args.group]
+    split = None
+    if args.corpus == "folder":
+        split = FolderSplit(args.test + (read_patterns(args.test_from) if args.test_from else []),
+                            args.dev + (read_patterns(args.dev_from) if args.dev_from else []),
+                            args.test_fraction, args.dev_fraction, args.group)
+    elif any(options):
+        raise UsageError(f"the split options are for 'asr prepare folder'; {args.corpus} has its fixed split")
+    result = prepare(args.corpus, args.src, args.out, split)
     for problem in result.problems:
         print(f"asr: warning: {problem}", file=sys.stderr)
     for s in result.splits:

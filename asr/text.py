@@ -1,7 +1,7 @@
 """Transcripts: normalisation as LibriSpeech writes them, and the character vocabulary.
 
-LibriSpeech transcripts are upper case with no punctuation but the apostrophe ("DON'T"), so every
-corpus is brought to that form and every model speaks it.
+LibriSpeech transcripts are upper case with no punctuation but the apostrophe ("DON'T"), and
+numbers spoken as words, so every corpus is brought to that form and every model speaks it.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from decimal import Decimal
+from typing import NamedTuple
+
+from num2words import num2words
 
 BLANK = "<blank>"
 WORD_BOUNDARY = "|"  # the delimiter torchaudio's ctc_decoder expects between words
@@ -18,15 +22,70 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": 
 _NOT_UNIT = re.compile(r"[^A-Z' ]+")
 
 
-def normalize(text: str) -> str:
-    """'Mr. Müller's "well-known" cafe!' -> "MR MULLER'S WELL KNOWN CAFE"."""
+# Marks that are punctuation in running text: dropping them loses no word. Anything else that
+# normalisation drops (a '#', a '*', a letter of another script) is worth telling a user about.
+_PUNCTUATION = set(".,;:!?'\"-()[]/")  # in ASCII; elsewhere, Unicode's punctuation categories
+_NUMBER = re.compile(r"(\$)?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(st|nd|rd|th)?(%)?", re.IGNORECASE)
+
+
+class Normalised(NamedTuple):
+    text: str
+    numbers: list[str]  # "1820 -> EIGHTEEN TWENTY", one for each number spoken as words
+    dropped: str  # characters dropped that are not punctuation, each once, in order of appearance
+
+
+def _spoken(match: re.Match) -> str:
+    dollar, digits, ordinal, percent = match.groups()
+    grouped, digits = "," in digits, digits.replace(",", "")  # "1,250" is a count, never a year
+    if dollar and "." in digits:  # "$3.50": THREE DOLLARS AND FIFTY CENTS
+        whole, cents = digits.split(".", 1)
+        cents = int(cents[:2].ljust(2, "0"))
+        dollars = f" {num2words(int(whole))} dollar{'' if int(whole) == 1 else 's'}"
+        return dollars + (f" and {num2words(cents)} cent{'' if cents == 1 else 's'} " if cents else " ")
+    if "." in digits:
+        words = num2words(Decimal(digits))
+    elif len(digits) > 15 or (digits.startswith("0") and len(digits) > 1):
+        words = " ".join(num2words(int(d)) for d in digits)  # a code or an id: digit by digit
+    elif ordinal:
+        words = num2words(int(digits), to="ordinal")
+    elif not (dollar or percent or grouped) and 1100 <= int(digits) <= 2099 and len(digits) == 4:
+        words = num2words(int(digits), to="year")  # "1820" is read EIGHTEEN TWENTY
+    else:
+        words = num2words(int(digits))
+    if dollar:
+        words += " dollar" if digits == "1" else " dollars"
+    return f" {words}{' percent' if percent else ''} "
+
+
+def normalize_verbose(text: str) -> Normalised:
+    """normalize(), saying which numbers it spoke as words and which non-punctuation it dropped."""
     text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-    text = text.encode("ascii", "ignore").decode().upper()
-    text = _NOT_UNIT.sub(" ", text)
+    dropped = dict.fromkeys(c for c in text if not (c.isascii() or unicodedata.combining(c)
+                                                    or unicodedata.category(c).startswith("P")))
+    text = text.encode("ascii", "ignore").decode()
+    numbers = []
+
+    def speak(match: re.Match) -> str:
+        words = _spoken(match)
+        numbers.append(f"{match.group(0)} -> {_units(words)}")
+        return words
+
+    text = _NUMBER.sub(speak, text.replace("&", " and "))
+    dropped.update(dict.fromkeys(c for c in text if not (c.isalnum() or c.isspace() or c in _PUNCTUATION)))
+    return Normalised(_units(text), numbers, "".join(dropped))
+
+
+def _units(text: str) -> str:
+    text = _NOT_UNIT.sub(" ", text.upper())
     # An apostrophe is kept inside or at the end of a word (DON'T, JAMES'); one used as a quote
     # mark at the start of a word, or standing alone, is dropped.
     words = (w.lstrip("'") for w in text.split())
     return " ".join(w for w in words if w)
+
+
+def normalize(text: str) -> str:
+    """'Mr. Müller's "well-known" cafe, 1820!' -> "MR MULLER'S WELL KNOWN CAFE EIGHTEEN TWENTY"."""
+    return normalize_verbose(text).text
 
 
 class Vocabulary:

@@ -6,6 +6,7 @@ from asr import audio
 from asr.cli import main
 from asr.data import read_manifest
 from asr.prepare import PrepareError, prepare
+from asr.prepare.folder import FolderSplit
 from conftest import needs_shared
 
 
@@ -202,3 +203,106 @@ def test_real_an4_tree(tmp_path):
     assert m["dev"][0].audio_filepath.endswith("an4_clstk/fash/an251-fash-b.sph")  # the first train fileid
     assert sum(len(u.text.split()) for u in m["test"]) == 773
     assert not {u.audio_filepath for u in m["train"]} & {u.audio_filepath for u in m["dev"]}
+
+
+# -- any folder of audio with NAME.txt beside each -------------------------------------------------
+
+def folder_tree(root, files):
+    """files: {relative name without extension: transcript}; audio is a short tone of each."""
+    for name, text in files.items():
+        tone(root / f"{name}.wav", 0.3)
+        (root / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def test_folder_takes_of_one_prompt_stay_on_one_side(tmp_path):
+    src = tmp_path / "src"
+    folder_tree(src, {"p1_take1": "Hello there.", "p1_take2": "hello, THERE!", "p2_take1": "Other words",
+                      "sub/p3_take1": "A third prompt", "sub/p3_take2": "A third prompt"})
+    # p1_take1 is named for test: its other take follows it, and that is said.
+    result = prepare("folder", src, tmp_path / "out", FolderSplit(test=["p1_take1"], dev=["sub/*"]))
+    m = manifests(result)
+    assert sorted(u.audio_filepath.rsplit("/", 1)[1] for u in m["test"]) == ["p1_take1.wav", "p1_take2.wav"]
+    assert {u.text for u in m["test"]} == {"HELLO THERE"}
+    assert [u.text for u in m["dev"]] == ["A THIRD PROMPT"] * 2
+    assert [u.text for u in m["train"]] == ["OTHER WORDS"]
+    assert result.problems == []
+    assert any("1 files went to dev or test with another take" in line for line in result.extras)
+    assert (tmp_path / "out" / "lm_text.txt").read_text() == "OTHER WORDS\n"
+
+
+def test_folder_group_by_name_and_stable_hash_fractions(tmp_path):
+    src = tmp_path / "src"
+    files = {f"arctic_a{i:04d}_{t}": f"prompt number {i} take {t}" for i in range(100) for t in (1, 2)}
+    folder_tree(src, files)
+    split = FolderSplit(test_fraction=0.2, dev_fraction=0.2, group=r"arctic_a[0-9]{4}")
+    first = manifests(prepare("folder", src, tmp_path / "a", split))
+    again = manifests(prepare("folder", src, tmp_path / "b", split))
+    assert first == again  # a hash, not a random draw
+    prompts = {k: {u.audio_filepath.rsplit("/", 1)[1][:12] for u in v} for k, v in first.items()}
+    assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["dev"]
+    assert not prompts["dev"] & prompts["test"]
+    assert all(len(v) == 2 * len(prompts[k]) for k, v in first.items())  # both takes, same side
+    assert 10 <= len(prompts["test"]) <= 32 and 10 <= len(prompts["dev"]) <= 32  # 20 expected of 100
+    with pytest.raises(PrepareError, match="add up to less than 1"):
+        FolderSplit(test_fraction=0.6, dev_fraction=0.5)
+    with pytest.raises(PrepareError, match="not a regular expression"):
+        FolderSplit(group="arctic_(")
+
+
+def test_folder_reports_what_it_changed_and_what_it_left_out(tmp_path, capsys):
+    src = tmp_path / "src"
+    folder_tree(src, {"price": "It costs $3.50, press #.", "year": "In 1820 we met 21 people",
+                      "beep": "<beep ascending>", "blank": " ... "})
+    tone(src / "no_text.flac", 0.3)
+    (src / "no_audio.txt").write_text("words without audio")
+    tone(src / "twice.flac", 0.3)
+    folder_tree(src, {"twice": "same name twice"})
+    (src / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    tone(src / "latin1.wav", 0.3)
+    (src / "broken.wav").write_bytes(b"RIFF not really")
+    (src / "broken.txt").write_text("broken audio")
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", str(src), str(out), "--test", "year"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err
+    for name, why in [("no_text.flac", "no transcript no_text.txt"), ("no_audio.txt", "no audio file beside"),
+                      ("twice.flac", "2 audio files share this name"), ("latin1.txt", "cannot read"),
+                      ("blank.txt", "no words in the transcript"), ("broken.wav", "")]:
+        assert any(name in line and why in line for line in err.splitlines()), (name, err)
+    assert "6 left out" in err and "Traceback" not in err
+    m = {k: read_manifest(out / f"{k}.jsonl") for k in ("train", "test")}
+    assert [u.text for u in m["train"]] == ["IT COSTS THREE DOLLARS AND FIFTY CENTS PRESS"]
+    assert [u.text for u in m["test"]] == ["IN EIGHTEEN TWENTY WE MET TWENTY ONE PEOPLE"]
+    rows = [line.split("\t") for line in (out / "text_changes.tsv").read_text().splitlines()[1:]]
+    assert [(r[0].rsplit("/", 1)[1], r[3], r[4]) for r in rows] == [
+        ("price.txt", "$3.50 -> THREE DOLLARS AND FIFTY CENTS", "#"),
+        ("year.txt", "1820 -> EIGHTEEN TWENTY; 21 -> TWENTY ONE", "")]
+    assert "1 files left out as non-speech, their transcripts only <tags>: beep.txt" in captured.out
+
+
+def test_folder_split_options_belong_to_folder(tmp_path, capsys):
+    assert main(["prepare", "fsdd", str(tmp_path), str(tmp_path / "out"), "--test", "x"]) == 2
+    assert "fixed split" in capsys.readouterr().err
+    assert main(["prepare", "folder", str(tmp_path), str(tmp_path / "out")]) == 1
+    assert "no audio files" in capsys.readouterr().err
+
+
+def test_real_cathy_split_by_prompt(tmp_path):
+    src = needs_shared("cathy")
+    split = FolderSplit(test=["arctic_b04[4-9]?", "arctic_b05[0-3]?"], dev=["arctic_b03[4-9]?", "arctic_b04[0-3]?"],
+                        group=r"arctic_[ab][0-9]{4}")
+    m = manifests(prepare("folder", src, tmp_path, split))
+    assert [len(m[k]) for k in ("train", "dev", "test")] == [1353, 136, 131]
+    prompts = {k: {u.audio_filepath.rsplit("/", 1)[1][:12] for u in v} for k, v in m.items()}
+    assert prompts["test"] == {f"arctic_b{i:04d}" for i in range(440, 540)}
+    assert not prompts["train"] & (prompts["dev"] | prompts["test"])
+
+
+def test_real_asterisk_prompts(tmp_path):
+    result = prepare("folder", needs_shared("asterisk"), tmp_path)
+    m = manifests(result)
+    assert len(m["train"]) == 561 and result.problems == []
+    assert "2 files left out as non-speech" in result.extras[-1]
+    texts = {u.audio_filepath.rsplit("/", 1)[1]: u.text for u in m["train"]}
+    assert texts["one-moment-please.flac"] == "ONE MOMENT PLEASE"
+    assert not any(c.isdigit() for t in texts.values() for c in t)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.text import DEFAULT_UNITS, Vocabulary, normalize
+from asr.text import DEFAULT_UNITS, Vocabulary, normalize, normalize_verbose
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -13,11 +13,27 @@ from asr.text import DEFAULT_UNITS, Vocabulary, normalize
     ("'Tis the season; 'quoted'", "TIS THE SEASON QUOTED'"),
     ("the Jameses' house", "THE JAMESES' HOUSE"),
     ("   ", ""),
-    ("Chapter XIV -- 1820", "CHAPTER XIV"),
+    ("Chapter XIV -- 1820", "CHAPTER XIV EIGHTEEN TWENTY"),
     ("HE HOPED THERE WOULD BE STEW", "HE HOPED THERE WOULD BE STEW"),
+    # numbers are spoken as words, as LibriSpeech's transcribers wrote them
+    ("Room 12, 3rd floor", "ROOM TWELVE THIRD FLOOR"),
+    ("1,250 people in 2005", "ONE THOUSAND TWO HUNDRED AND FIFTY PEOPLE IN TWO THOUSAND AND FIVE"),
+    ("It cost $3.50, 15% off", "IT COST THREE DOLLARS AND FIFTY CENTS FIFTEEN PERCENT OFF"),
+    ("pi is 3.14", "PI IS THREE POINT ONE FOUR"),
+    ("dial 0800", "DIAL ZERO EIGHT ZERO ZERO"),
+    ("salt & pepper", "SALT AND PEPPER"),
 ])
 def test_normalize_writes_like_librispeech(raw, expected):
     assert normalize(raw) == expected
+
+
+def test_normalize_verbose_reports_numbers_and_dropped_symbols():
+    result = normalize_verbose("Press #1 or *, 日本 \u201cquoted\u201d \u2014 in 1820.")
+    assert result.text == "PRESS ONE OR QUOTED IN EIGHTEEN TWENTY"
+    assert result.numbers == ["1 -> ONE", "1820 -> EIGHTEEN TWENTY"]
+    assert result.dropped == "日本#*"  # punctuation (the curly quotes, the dash) is not reported
+    clean = normalize_verbose("Plain words, punctuated: fine!")
+    assert clean.numbers == [] and clean.dropped == ""
 
 
 def test_units_are_blank_boundary_letters_apostrophe():

@@ -59,11 +59,12 @@ def write_lm_text(out_dir: str | os.PathLike, sentences: list[str], source: str)
     return f"{path}\t{len(sentences)} sentences, {words} words (LM text: {source})"
 
 
-def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike) -> PrepareResult:
-    from asr.prepare import an4, fsdd, librispeech, ljspeech
+def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike, split=None) -> PrepareResult:
+    """`split` (a folder.FolderSplit) is for corpus 'folder'; the named corpora have fixed splits."""
+    from asr.prepare import an4, folder, fsdd, librispeech, ljspeech
 
     preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare,
-                 "an4": an4.prepare}
+                 "an4": an4.prepare, "folder": lambda src, out: folder.prepare(src, out, split)}
     if corpus not in preparers:
         raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
     if not Path(src).is_dir():
