@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="per order from 1: drop n-grams seen at most N times (unigrams are always kept)")
     p.add_argument("--lexicon", help="also write the words' spellings here (lexicon-constrained decoding)")
     p.set_defaults(run=_lm_build)
+    p = lm.add_parser("mix", help="interpolate ARPA models into one (a general one with a domain's, say)")
+    p.add_argument("models", nargs="+", help="ARPA files (.gz too)")
+    p.add_argument("--weights", type=float, nargs="+", required=True, help="one per model (normalised to sum to 1)")
+    p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
+    p.add_argument("--lexicon", help="also write the words' spellings here (lexicon-constrained decoding)")
+    p.set_defaults(run=_lm_mix)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
     p.add_argument("--model", help="model file (.pt); default: the model inside the package")
@@ -312,6 +318,23 @@ def _lm_build(args) -> int:
     model.write_arpa(args.out)
     sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
     print(f"{args.out}: order {args.order} from {words:,} {args.units}; {sizes}; {time.monotonic() - start:.1f} s")
+    if args.lexicon:
+        print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
+    return 0
+
+
+def _lm_mix(args) -> int:
+    import time
+
+    from asr import lm
+
+    start = time.monotonic()
+    if len(args.weights) != len(args.models):
+        raise UsageError(f"{len(args.models)} models need {len(args.models)} --weights, got {len(args.weights)}")
+    model = lm.mix([lm.read_arpa(path) for path in args.models], args.weights)
+    model.write_arpa(args.out)
+    sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
+    print(f"{args.out}: {sizes}; {time.monotonic() - start:.1f} s")
     if args.lexicon:
         print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
     return 0

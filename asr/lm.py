@@ -2,6 +2,7 @@
 
     asr lm build --text corpus.txt --order 4 --out lm.arpa [--lexicon lexicon.txt] [--prune 0 0 1 1]
     asr lm build --text corpus.txt --order 6 --units chars --out chars.arpa
+    asr lm mix general.arpa.gz domain.arpa --weights 0.7 0.3 --out mixed.arpa.gz
 
 The text is read a line at a time (plain or .gz) and normalised as transcripts are; only the
 n-gram counts are held in memory. Estimation follows Chen & Goodman (1998), as KenLM's lmplz
@@ -149,6 +150,71 @@ def build(sentences: Iterable[list[str]], order: int, prune: Iterable[int] = ())
             elif context in kept[n - 2]:  # (a pruned context backs off with weight 1, as ARPA reads it)
                 backoffs[n - 2][context] = _backoff(model, context, followers, kept[n - 1], left)
     return model
+
+
+def read_arpa(path: str | os.PathLike) -> NgramModel:
+    """An ARPA file (plain or .gz) as an NgramModel; words as the file writes them."""
+    path = os.fspath(path)
+    probs: list[dict] = []
+    backoffs: list[dict] = []
+    n = 0
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("ngram ") or line in ("\\data\\", "\\end\\"):
+                    continue
+                if line.startswith("\\") and line.endswith("-grams:"):
+                    n = int(line[1:line.index("-")])
+                    probs.append({})
+                    backoffs.append({})
+                    continue
+                fields = line.split()
+                if not n or len(fields) not in (n + 1, n + 2):
+                    raise LMError(f"{path}:{number}: not an ARPA {n}-gram line: {line[:60]!r}")
+                gram = tuple(fields[1:n + 1])
+                probs[n - 1][gram] = 10 ** float(fields[0]) if float(fields[0]) > -99 else 0.0
+                if len(fields) == n + 2:
+                    backoffs[n - 1][gram] = 10 ** float(fields[n + 1])
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, ValueError) as e:
+        raise LMError(f"{path}: cannot read as ARPA ({e})") from None
+    if not probs or not all(probs):
+        raise LMError(f"{path}: no n-grams (not an ARPA file?)")
+    return NgramModel(len(probs), probs, backoffs)
+
+
+def mix(models: list[NgramModel], weights: list[float]) -> NgramModel:
+    """Linear interpolation, written back as one backoff model (as SRILM's `ngram -mix-lm`):
+    every n-gram any model stores gets the weighted sum of the models' probabilities, and each
+    context's backoff weight renormalises what is left. A word outside a model's vocabulary has
+    probability 0 there (its <unk> mass stays on <unk>), so the mixture is a distribution over
+    the union of the vocabularies."""
+    if len(models) != len(weights) or not models or any(w < 0 for w in weights) or not sum(weights):
+        raise LMError("mix needs one non-negative weight per model, not all zero")
+    weights = [w / sum(weights) for w in weights]
+    order = max(m.order for m in models)
+    probs: list[dict] = [dict() for _ in range(order)]
+    backoffs: list[dict] = [dict() for _ in range(order)]
+    mixed = NgramModel(order, probs, backoffs)
+
+    def p(context, word):
+        return sum(w * m.prob(context, word) for m, w in zip(models, weights) if (word,) in m.probs[0])
+
+    for n in range(1, order + 1):
+        grams = {g for m in models if n <= m.order for g in m.probs[n - 1]}
+        followers = defaultdict(list)
+        for gram in grams:
+            probs[n - 1][gram] = p(gram[:-1], gram[-1])
+            followers[gram[:-1]].append(gram[-1])
+        if n == 1:
+            continue
+        for context, words in followers.items():
+            if context not in probs[n - 2]:
+                continue  # a context no model stores backs off with weight 1, as ARPA reads it
+            explicit = sum(probs[n - 1][(*context, w)] for w in words)
+            below = sum(mixed.prob(context[1:], w) for w in words)
+            backoffs[n - 2][context] = max(1 - explicit, 0.0) / (1 - below) if below < 1 - 1e-12 else 1.0
+    return mixed
 
 
 def write_lexicon(words: Iterable[str], path: str | os.PathLike) -> int:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from asr.lm import BOS, EOS, UNK, LMError, build, read_sentences, write_lexicon
+from asr.lm import BOS, EOS, UNK, LMError, build, mix, read_arpa, read_sentences, write_lexicon
 
 CORPUS = [
     "the cat sat on the mat",
@@ -137,3 +137,63 @@ def test_lexicon_spells_each_word_in_acoustic_units(tmp_path):
     model = build(_sentences(["don't stop", "stop"]), 2)
     assert write_lexicon(model.vocabulary, tmp_path / "lexicon.txt") == 2
     assert (tmp_path / "lexicon.txt").read_text().splitlines() == ["DON'T\tD O N ' T |", "STOP\tS T O P |"]
+
+
+# -- reading ARPA back, and mixing models ------------------------------------------------------------
+
+OTHER = ["press one for sales", "press two for support", "the line is busy", "please hold the line"]
+
+
+def test_read_arpa_gives_back_the_model(tmp_path):
+    model = build(_sentences(), 3, prune=(0, 0, 1))
+    model.write_arpa(tmp_path / "lm.arpa.gz")
+    back = read_arpa(tmp_path / "lm.arpa.gz")
+    assert back.order == 3 and set(back.vocabulary) == set(model.vocabulary)
+    for context in _contexts(model):
+        for w in model.vocabulary:
+            assert back.prob(context, w) == pytest.approx(model.prob(context, w), rel=1e-5)
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n")
+    with pytest.raises(LMError, match="bad.arpa:5"):
+        read_arpa(tmp_path / "bad.arpa")
+    with pytest.raises(LMError, match="cannot read"):
+        read_arpa(tmp_path / "missing.arpa")
+
+
+@pytest.mark.parametrize("orders", [(3, 3), (3, 2), (1, 2)])
+def test_mixture_is_a_distribution_over_both_vocabularies(orders):
+    a, b = build(_sentences(), orders[0]), build(_sentences(OTHER), orders[1], prune=(0, 1))
+    mixed = mix([a, b], [3, 1])  # weights are normalised: 0.75, 0.25
+    words = [w for w in mixed.vocabulary if w != BOS]
+    assert set(words) == (set(a.vocabulary) | set(b.vocabulary)) - {BOS}
+    for context in _contexts(mixed):
+        assert sum(mixed.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
+    # Where both models store the n-gram, the mixture is exactly their weighted sum; a word one
+    # model never saw gets nothing from it.
+    assert mixed.prob(["THE"], "LINE") == pytest.approx(0.25 * b.prob(["THE"], "LINE"))  # LINE: b's only
+    assert mixed.prob([], "THE") == pytest.approx(0.75 * a.prob([], "THE") + 0.25 * b.prob([], "THE"))
+    assert mixed.prob([], "CAT") == pytest.approx(0.75 * a.prob([], "CAT"))
+
+
+def test_mixing_one_model_changes_nothing():
+    a = build(_sentences(), 3, prune=(0, 0, 1))
+    same = mix([a], [1.0])
+    for context in _contexts(a):
+        for w in a.vocabulary:
+            assert same.prob(context, w) == pytest.approx(a.prob(context, w), rel=1e-9)
+    with pytest.raises(LMError, match="weight"):
+        mix([a, a], [0, 0])
+
+
+def test_lm_mix_command(tmp_path, capsys):
+    from asr.cli import main
+
+    build(_sentences(), 3).write_arpa(tmp_path / "a.arpa")
+    build(_sentences(OTHER), 2).write_arpa(tmp_path / "b.arpa.gz")
+    out = tmp_path / "mixed.arpa.gz"
+    assert main(["lm", "mix", str(tmp_path / "a.arpa"), str(tmp_path / "b.arpa.gz"), "--weights", "0.5", "0.5",
+                 "--out", str(out), "--lexicon", str(tmp_path / "lexicon.txt")]) == 0
+    printed = capsys.readouterr().out
+    assert "3-grams" in printed and "lexicon.txt" in printed
+    assert "SALES\tS A L E S |" in (tmp_path / "lexicon.txt").read_text()
+    assert read_arpa(out).prob([], "SALES") > 0
+    assert main(["lm", "mix", str(tmp_path / "a.arpa"), "--weights", "0.5", "0.5", "--out", str(out)]) == 2
