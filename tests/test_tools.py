@@ -1,10 +1,12 @@
 """The tools under tools/ run and print what their docs promise."""
 
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from asr.data import read_manifest
 from conftest import ROOT
 
 
@@ -30,6 +32,8 @@ def test_bench_train_times_the_step_and_the_bare_lstm():
     assert any(line.startswith("asr training step") and "audio-s/s" in line for line in lines), run.stdout
     assert any(line.startswith("bare nn.LSTM fwd+bwd") for line in lines)
     assert any(line.startswith("ratio: ") for line in lines)
+    useful = next(line for line in lines if line.startswith("useful work: "))
+    assert "GFLOP/s" in useful and "of a 2048^3 matmul's" in useful
 
 
 @pytest.mark.slow
@@ -61,3 +65,20 @@ def test_results_puts_our_test_figures_beside_the_an4_peers(memorised, tmp_path)
     table = lines[lines.index("| system | WER | CER | source |"):]
     assert "| ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md) | 7.4 | 3.6 | published |" in table
     assert "| ours, greedy | 12.34% | 5.67% | this run |" in table and "| ours, beam + LM | 7.10% | 3.50% | this run |" in table
+
+
+@pytest.mark.skipif(not shutil.which("flite"), reason="flite is not installed (apt-get install flite)")
+def test_synthesize_writes_a_folder_that_prepare_folder_reads(tmp_path):
+    from asr.prepare import prepare
+
+    (tmp_path / "text.txt").write_text("Please hold the line.\nPress 2 for sales.\n\nThe line is busy.\n")
+    run = _tool(ROOT / "tools" / "synthesize.py", "--text", tmp_path / "text.txt", "--out", tmp_path / "synth",
+                "--voices", "flite:kal16", "flite:slt")
+    assert run.returncode == 0, run.stderr
+    assert "3 sentences in 2 voices (0 failed)" in run.stdout
+    result = prepare("folder", tmp_path / "synth", tmp_path / "out")
+    texts = sorted(u.text for s in result.splits for u in read_manifest(s.manifest))
+    assert texts == ["PLEASE HOLD THE LINE", "PRESS TWO FOR SALES", "THE LINE IS BUSY"] and not result.problems
+    run = _tool(ROOT / "tools" / "synthesize.py", "--text", tmp_path / "text.txt", "--out", tmp_path / "x",
+                "--voices", "festival:kal")
+    assert run.returncode == 1 and "expected flite:NAME" in run.stderr

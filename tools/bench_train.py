@@ -10,6 +10,12 @@ device is measured (loading is `tools/bench_features.py`'s). The reference is `t
 alone (cuDNN on a GPU), forward and backward on the same shapes and precision. Our goal on a GPU:
 the step reaches at least 70% of the bare LSTM's throughput. `--check-syncs` counts the step's
 host-device synchronisations (CUDA only).
+
+What the machine can do: the step's useful GFLOP/s (the LSTM's and output layer's matrix
+products, forward and backward, counted from the shapes) beside a plain matrix product's on the
+same device and threads, at a large square size (the machine's practical peak) and at the shape
+one LSTM time step multiplies (batch x (input + hidden) by (input + hidden) x 4 hidden), which is
+what a recurrence is limited to: it cannot batch over time.
 """
 
 from __future__ import annotations
@@ -78,8 +84,46 @@ def main() -> None:
     for name, seconds in (("asr training step", step_seconds), ("bare nn.LSTM fwd+bwd", lstm_seconds)):
         print(f"{name:22s} {seconds * 1000:9.1f} ms/step {audio / seconds:9.1f} audio-s/s {frames / seconds:10.0f} frames/s")
     print(f"ratio: {lstm_seconds / step_seconds:.0%} of the bare LSTM's throughput")
+    flops = _useful_flops(config, trainer.model.output.out_features, args.batch, frames)
+    big = _matmul_gflops(2048, 2048, 2048, device, trainer.amp_dtype)
+    m_in = config.features.n_mels * m.stack
+    recurrent = _matmul_gflops(args.batch, m.hidden + max(m_in, 2 * m.hidden), 4 * m.hidden, device, trainer.amp_dtype)
+    print(f"useful work: {flops / 1e9:.3g} GFLOP/step -> {flops / step_seconds / 1e9:.3g} GFLOP/s "
+          f"({flops / step_seconds / 1e9 / big:.0%} of a 2048^3 matmul's {big:.1f} GFLOP/s; "
+          f"{flops / step_seconds / 1e9 / recurrent:.0%} of a one-time-step-shaped matmul's {recurrent:.1f} GFLOP/s)")
     if args.check_syncs:
         print(f"host syncs per step: {_time.syncs}")
+
+
+def _useful_flops(config, units: int, batch: int, frames: float) -> float:
+    """Multiply-adds x 2 of the BiLSTM's gate products and the output layer, forward and backward
+    (backward: twice the forward's, for the inputs' and the weights' gradients)."""
+    m = config.model
+    steps = batch * frames / m.stack
+    size_in = config.features.n_mels * m.stack
+    forward = 0.0
+    for layer in range(m.layers):
+        forward += 2 * 2 * 4 * m.hidden * (size_in + m.hidden) * steps  # two directions
+        size_in = 2 * m.hidden
+    forward += 2 * size_in * units * steps
+    return 3 * forward
+
+
+def _matmul_gflops(rows: int, inner: int, cols: int, device, dtype) -> float:
+    """A plain matrix product's GFLOP/s at this shape (the best of 20 after warm-up)."""
+    a = torch.randn(rows, inner, device=device, dtype=dtype or torch.float32)
+    b = torch.randn(inner, cols, device=device, dtype=dtype or torch.float32)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    repeat = max(1, int(2e8 / (rows * inner * cols)))  # ~0.4 GFLOP a timing, so small shapes are timeable
+    best = float("inf")
+    for i in range(25):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            a @ b
+        sync()
+        if i >= 5:
+            best = min(best, time.perf_counter() - start)
+    return 2 * rows * inner * cols * repeat / best / 1e9
 
 
 def _synthetic_manifest(folder: Path, args) -> Path:
