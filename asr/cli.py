@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
     p.add_argument("--lexicon", help="also write the words' spellings here (lexicon-constrained decoding)")
     p.set_defaults(run=_lm_mix)
+    p = lm.add_parser("perplexity", help="out-of-vocabulary rate and perplexity of a model on text")
+    p.add_argument("model", help="ARPA file (.gz too)")
+    p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
+    p.set_defaults(run=_lm_perplexity)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
     p.add_argument("--model", help="model file (.pt); default: the model inside the package")
@@ -331,12 +335,29 @@ def _lm_mix(args) -> int:
     start = time.monotonic()
     if len(args.weights) != len(args.models):
         raise UsageError(f"{len(args.models)} models need {len(args.models)} --weights, got {len(args.weights)}")
-    model = lm.mix([lm.read_arpa(path) for path in args.models], args.weights)
+    models = []
+    for path in args.models:  # each in the acoustic model's words, which decoding spells
+        model, dropped = lm.in_units(lm.read_arpa(path))
+        models.append(model)
+        if dropped:
+            print(f"{path}: {dropped:,} words not made of letters and apostrophes left out")
+    model = lm.mix(models, args.weights)
     model.write_arpa(args.out)
     sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
     print(f"{args.out}: {sizes}; {time.monotonic() - start:.1f} s")
     if args.lexicon:
         print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
+    return 0
+
+
+def _lm_perplexity(args) -> int:
+    from asr import lm
+
+    model = lm.read_arpa(args.model)
+    for path in args.text:
+        r = lm.perplexity(model, lm.read_sentences([path]))
+        print(f"{path}: {r.sentences:,} sentences, {r.words:,} words, OOV {r.oov:,} ({r.oov_rate:.2%}), "
+              f"perplexity {r.perplexity:.1f}")
     return 0
 
 

@@ -3,6 +3,7 @@
     asr lm build --text corpus.txt --order 4 --out lm.arpa [--lexicon lexicon.txt] [--prune 0 0 1 1]
     asr lm build --text corpus.txt --order 6 --units chars --out chars.arpa
     asr lm mix general.arpa.gz domain.arpa --weights 0.7 0.3 --out mixed.arpa.gz
+    asr lm perplexity mixed.arpa.gz --text dev.txt test.txt
 
 The text is read a line at a time (plain or .gz) and normalised as transcripts are; only the
 n-gram counts are held in memory. Estimation follows Chen & Goodman (1998), as KenLM's lmplz
@@ -23,9 +24,10 @@ import gzip
 import io
 import math
 import os
+import string
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from asr.text import WORD_BOUNDARY, normalize
 
@@ -193,28 +195,82 @@ def mix(models: list[NgramModel], weights: list[float]) -> NgramModel:
         raise LMError("mix needs one non-negative weight per model, not all zero")
     weights = [w / sum(weights) for w in weights]
     order = max(m.order for m in models)
-    probs: list[dict] = [dict() for _ in range(order)]
-    backoffs: list[dict] = [dict() for _ in range(order)]
-    mixed = NgramModel(order, probs, backoffs)
-
-    def p(context, word):
-        return sum(w * m.prob(context, word) for m, w in zip(models, weights) if (word,) in m.probs[0])
-
+    mixed = NgramModel(order, [dict() for _ in range(order)], [dict() for _ in range(order)])
     for n in range(1, order + 1):
-        grams = {g for m in models if n <= m.order for g in m.probs[n - 1]}
-        followers = defaultdict(list)
-        for gram in grams:
-            probs[n - 1][gram] = p(gram[:-1], gram[-1])
-            followers[gram[:-1]].append(gram[-1])
-        if n == 1:
-            continue
-        for context, words in followers.items():
-            if context not in probs[n - 2]:
-                continue  # a context no model stores backs off with weight 1, as ARPA reads it
-            explicit = sum(probs[n - 1][(*context, w)] for w in words)
-            below = sum(mixed.prob(context[1:], w) for w in words)
-            backoffs[n - 2][context] = max(1 - explicit, 0.0) / (1 - below) if below < 1 - 1e-12 else 1.0
+        for gram in {g for m in models if n <= m.order for g in m.probs[n - 1]}:
+            mixed.probs[n - 1][gram] = sum(w * m.prob(gram[:-1], gram[-1])
+                                           for m, w in zip(models, weights) if (gram[-1],) in m.probs[0])
+    _set_backoffs(mixed)
     return mixed
+
+
+def in_units(model: NgramModel) -> tuple[NgramModel, int]:
+    """The model in the acoustic model's words: upper case, and only words made of its units
+    (letters and the apostrophe); n-grams with any other word ("x-ray", "a.", "1990") are dropped,
+    the unigrams rescaled to their old total and the backoff weights made anew, so every context
+    is still a distribution. Returns the model and how many words were dropped."""
+    keep = {}
+    for (word,) in model.probs[0]:
+        upper = word if word in (BOS, EOS, UNK) else word.upper()
+        if upper in (BOS, EOS, UNK) or (upper and set(upper) <= _WORD_UNITS and upper[0] != "'"):
+            keep[word] = upper
+    probs = [{tuple(keep[w] for w in g): p for g, p in level.items() if all(w in keep for w in g)}
+             for level in model.probs]
+    total, kept = (sum(p for g, p in level.items() if g != (BOS,)) for level in (model.probs[0], probs[0]))
+    probs[0] = {g: p * total / kept for g, p in probs[0].items()}
+    result = NgramModel(model.order, probs, [dict() for _ in range(model.order)])
+    _set_backoffs(result)
+    return result, len(model.probs[0]) - len(keep)
+
+
+_WORD_UNITS = set(string.ascii_uppercase + "'")
+
+
+def _set_backoffs(model: NgramModel) -> None:
+    """Each context's backoff weight, order by order: the mass its stored followers leave, over
+    the mass the next order down gives them (a context with none keeps ARPA's weight 1)."""
+    for n in range(2, model.order + 1):
+        followers = defaultdict(list)
+        for gram in model.probs[n - 1]:
+            followers[gram[:-1]].append(gram[-1])
+        backoffs = model.backoffs[n - 2]
+        backoffs.clear()
+        for context, words in followers.items():
+            if context not in model.probs[n - 2]:
+                continue  # a context no model stores backs off with weight 1, as ARPA reads it
+            explicit = sum(model.probs[n - 1][(*context, w)] for w in words)
+            below = sum(model.prob(context[1:], w) for w in words)
+            backoffs[context] = max(1 - explicit, 0.0) / (1 - below) if below < 1 - 1e-12 else 1.0
+
+
+class Perplexity(NamedTuple):
+    sentences: int
+    words: int
+    oov: int  # words outside the vocabulary: left out of the perplexity (as SRILM's `ngram -ppl`)
+    perplexity: float  # over the in-vocabulary words and each sentence's </s>
+
+    @property
+    def oov_rate(self) -> float:
+        return self.oov / self.words if self.words else 0.0
+
+
+def perplexity(model: NgramModel, sentences: Iterable[list[str]]) -> Perplexity:
+    vocabulary = set(model.vocabulary)
+    n_sentences = words = oov = scored = 0
+    log_sum = 0.0
+    for sentence in sentences:
+        n_sentences += 1
+        context = [BOS]
+        for word in [*sentence, EOS]:
+            words += word != EOS
+            if word not in vocabulary:
+                oov += 1
+                context = [BOS]  # nothing is known to follow an unknown word
+                continue
+            log_sum += math.log10(max(model.prob(context, word), 1e-99))
+            scored += 1
+            context.append(word)
+    return Perplexity(n_sentences, words, oov, 10 ** (-log_sum / scored) if scored else float("inf"))
 
 
 def write_lexicon(words: Iterable[str], path: str | os.PathLike) -> int:

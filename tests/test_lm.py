@@ -197,3 +197,33 @@ def test_lm_mix_command(tmp_path, capsys):
     assert "SALES\tS A L E S |" in (tmp_path / "lexicon.txt").read_text()
     assert read_arpa(out).prob([], "SALES") > 0
     assert main(["lm", "mix", str(tmp_path / "a.arpa"), "--weights", "0.5", "0.5", "--out", str(out)]) == 2
+
+
+def test_perplexity_counts_oov_and_agrees_with_the_probabilities(tmp_path, capsys):
+    from asr.cli import main
+    from asr.lm import perplexity
+
+    model = build(_sentences(), 2)
+    r = perplexity(model, [["THE", "CAT", "SAT"], ["A", "ZEBRA", "SAT"]])
+    assert (r.sentences, r.words, r.oov) == (2, 6, 1) and r.oov_rate == pytest.approx(1 / 6)
+    logs = [model.prob(c, w) for c, w in [([BOS], "THE"), ([BOS, "THE"], "CAT"), (["CAT"], "SAT"), (["SAT"], EOS),
+                                          ([BOS], "A"), ([BOS], "SAT"), (["SAT"], EOS)]]
+    assert r.perplexity == pytest.approx(math.exp(-sum(math.log(p) for p in logs) / len(logs)))
+    model.write_arpa(tmp_path / "lm.arpa")
+    (tmp_path / "t.txt").write_text("the cat sat\na zebra sat\n")
+    assert main(["lm", "perplexity", str(tmp_path / "lm.arpa"), "--text", str(tmp_path / "t.txt")]) == 0
+    assert "2 sentences, 6 words, OOV 1 (16.67%), perplexity" in capsys.readouterr().out
+
+
+def test_in_units_upper_cases_and_drops_words_decoding_cannot_spell():
+    from asr.lm import in_units
+
+    lines = ["the x-ray of 1990 was fine", "the a. b. c. was fine", "the cat's x-ray", "fine the cat"]
+    model = build([line.split() for line in lines], 3)  # lower case, punctuated: not normalised
+    units, dropped = in_units(model)
+    assert dropped == 5  # x-ray 1990 a. b. c.
+    assert "CAT'S" in units.vocabulary and "THE" in units.vocabulary and "X-RAY" not in units.vocabulary
+    words = [w for w in units.vocabulary if w != BOS]
+    for context in _contexts(units):
+        assert sum(units.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
+    assert units.prob(["THE"], "CAT") == pytest.approx(model.prob(["the"], "cat"))  # kept as they were

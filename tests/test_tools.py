@@ -82,3 +82,29 @@ def test_synthesize_writes_a_folder_that_prepare_folder_reads(tmp_path):
     run = _tool(ROOT / "tools" / "synthesize.py", "--text", tmp_path / "text.txt", "--out", tmp_path / "x",
                 "--voices", "festival:kal")
     assert run.returncode == 1 and "expected flite:NAME" in run.stderr
+
+
+def test_pocketsphinx_lm_reads_the_binary_as_pocketsphinx_scores_it(tmp_path):
+    pocketsphinx = pytest.importorskip("pocketsphinx")
+    import math
+    import os
+    import random
+
+    from asr.lm import read_arpa
+
+    binary = os.path.join(pocketsphinx.get_model_path(), "en-us", "en-us-phone.lm.bin")  # small: 43 phones
+    run = _tool(ROOT / "tools" / "pocketsphinx_lm.py", binary, tmp_path / "phone.arpa.gz")
+    assert run.returncode == 0, run.stderr
+    assert "1-grams 43, 2-grams 1,509, 3-grams 21,837" in run.stdout
+    model = read_arpa(tmp_path / "phone.arpa.gz")
+    theirs = pocketsphinx.NGramModel.readfile(binary)
+    words = [w for w in model.vocabulary if w not in ("<s>", "<UNK>")]
+    rng = random.Random(0)
+    grams = rng.sample(sorted(model.probs[2]), 300) + [tuple(rng.choice(words) for _ in range(3)) for _ in range(300)]
+    for gram in grams:  # seen trigrams and (mostly) backed-off random ones
+        ours = math.log10(model.prob(gram[:-1], gram[-1]))
+        their = theirs.prob(list(reversed(gram))) * math.log10(1.0001)  # newest word first, log base 1.0001
+        assert ours == pytest.approx(their, abs=1e-4), gram  # pocketsphinx rounds to whole log units
+    (tmp_path / "not.bin").write_bytes(b"hello")
+    run = _tool(ROOT / "tools" / "pocketsphinx_lm.py", tmp_path / "not.bin", tmp_path / "x.arpa")
+    assert run.returncode == 1 and "not a sphinx trie LM" in run.stderr and "not.bin" in run.stderr
