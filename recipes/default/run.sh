@@ -1,45 +1,82 @@
 #!/usr/bin/env bash
-# The embedded default model (asr/models/default.pt): LJ Speech train + FSDD training speakers,
-# in the shared stages (recipes/stages.sh) with a stage 1 of its own that prepares both corpora
-# and mixes them, and a stage 6 that exports the best checkpoint (fp16) with the LM and its tuned
-# weights into the package. Tested on both held-out sets: LJ003 (an unseen recording of the
-# reader) and FSDD's yweweler (an unseen speaker).
+# The embedded default model (asr/models/default.pt): every training split of the shared real
+# speech (../shared/data: AN4, LJ Speech, Cathy, the Asterisk prompts, librispeech-silver, FSDD;
+# 3.5 h, several hundred speakers), in the shared stages (recipes/stages.sh) with a stage 1 of its
+# own that prepares each corpus with its fixed split and mixes them, and a stage 6 that exports the
+# best checkpoint (fp16) with the LM and its tuned weights into the package.
+# Dev (the best epoch, the LM weights) is speakers training never hears: AN4's dev speakers and
+# FSDD's theo. Tests: AN4 test (10 unseen speakers), the LibriSpeech samples (2 unseen speakers),
+# Cathy's test prompts (her other prompts are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
-#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--lj DIR] [--fsdd DIR] ...
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR] ...
 set -euo pipefail
-lj=../shared/data/ljspeech/LJSpeech-1.1
-fsdd=../shared/data/fsdd/recordings
+shared=../shared/data
+synth=""       # a folder of synthetic speech (tools/synthesize.py) to train on too; off by default
+general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
 args=()
 while [ $# -gt 0 ]; do
-  case $1 in --lj) lj=$2; shift 2 ;; --fsdd) fsdd=$2; shift 2 ;; *) args+=("$1"); shift ;; esac
+  case $1 in
+    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
 done
 data_dir=data/default
 exp_dir=exp/default
 config=conf/default_model.yaml
-dev_sets="dev lj_dev fsdd_dev"
-test_sets="lj_test fsdd_test"
+dev_sets="dev an4_dev fsdd_dev cathy_dev lj_dev"
+test_sets="an4_test libri_test cathy_test fsdd_test lj_test"
 lm_order=4
 lm_weights="0.5 1 1.5 2"
-word_scores="-4 -2 0 2"
+word_scores="-2 0 2 4"
 stop_stage=6
 results=recipes/default/RESULTS.md
-title="Default model (LJ Speech + FSDD; tests: LJ003-0001..0098, FSDD speaker yweweler)"
+title="Default model (tests: AN4, LibriSpeech samples, Cathy, FSDD yweweler, LJ Speech)"
 source "$(dirname "$0")/../stages.sh" "${args[@]}"
 
 if in_range 1; then
-  log "stage 1: manifests of both corpora, mixed"
-  run asr prepare ljspeech "$lj" "$data_dir/lj"
-  run asr prepare fsdd "$fsdd" "$data_dir/fsdd"
-  cat "$data_dir"/{lj,fsdd}/train.jsonl > "$data_dir/train_all.jsonl"
-  cat "$data_dir"/{lj,fsdd}/dev.jsonl > "$data_dir/dev.jsonl"
-  for c in lj fsdd; do
+  log "stage 1: manifests of every corpus, mixed"
+  run asr prepare an4 "$shared/an4" "$data_dir/an4"
+  run asr prepare ljspeech "$shared/ljspeech/LJSpeech-1.1" "$data_dir/lj"
+  run asr prepare fsdd "$shared/fsdd" "$data_dir/fsdd"
+  # Cathy's fixed split is by prompt: every take of arctic_b0440..0539 in test, b0340..0439 in dev.
+  run asr prepare folder "$shared/cathy" "$data_dir/cathy" --group 'arctic_[ab][0-9]{4}' \
+    --test 'arctic_b04[4-9]?' 'arctic_b05[0-3]?' --dev 'arctic_b03[4-9]?' 'arctic_b04[0-3]?'
+  # The Asterisk prompts (two are beeps, left out as non-speech) and librispeech-silver: training only.
+  run asr prepare folder "$shared/asterisk" "$data_dir/asterisk"
+  run asr prepare folder "$shared/librispeech-silver" "$data_dir/silver"
+  run asr prepare librispeech "$shared/librispeech/LibriSpeech" "$data_dir/libri"
+  corpora="an4 lj fsdd cathy asterisk silver"
+  if [ -n "$synth" ]; then
+    run asr prepare folder "$synth" "$data_dir/synth"
+    corpora="$corpora synth"
+  fi
+  for c in $corpora; do cat "$data_dir/$c/train.jsonl"; done > "$data_dir/train_all.jsonl"
+  for c in $corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/lm_text.txt"
+  cat "$data_dir"/{an4,fsdd}/dev.jsonl > "$data_dir/dev.jsonl"  # unseen speakers only
+  for c in an4 fsdd cathy lj; do
     cp "$data_dir/$c/dev.jsonl" "$data_dir/${c}_dev.jsonl"
     cp "$data_dir/$c/test.jsonl" "$data_dir/${c}_test.jsonl"
   done
-  cat "$data_dir"/{lj,fsdd}/lm_text.txt > "$data_dir/lm_text.txt"
+  cat "$data_dir"/libri/{dev-clean-2,test-clean}.jsonl > "$data_dir/libri_test.jsonl"
+fi
+if in_range 2; then
+  # A general-English trigram (PocketSphinx's, 72k words) mixed with a 4-gram of the training
+  # text, so that ordinary English is in the vocabulary and the corpora's own phrasing still counts.
+  log "stage 2: language model: general English + the training text"
+  python -c "import pocketsphinx" 2>/dev/null || { echo "$0: stage 2 needs pocketsphinx: pip install pocketsphinx" >&2; exit 1; }
+  [ -f "$exp_dir/en-us.arpa.gz" ] || run python tools/pocketsphinx_lm.py --out "$exp_dir/en-us.arpa.gz"
+  run asr lm build --text "$data_dir/lm_text.txt" --order "$lm_order" --out "$exp_dir/domain.arpa"
+  run asr lm mix "$exp_dir/en-us.arpa.gz" "$exp_dir/domain.arpa" \
+    --weights "$general_weight" "$(python -c "print(1 - $general_weight)")" --out "$exp_dir/lm.arpa"
+  for set in $dev_sets $test_sets; do
+    python -c "import json, sys; [print(json.loads(line)['text']) for line in sys.stdin]" \
+      < "$data_dir/$set.jsonl" > "$exp_dir/text_$set.txt"
+  done
+  run asr lm perplexity "$exp_dir/lm.arpa" --text $(for set in $dev_sets $test_sets; do echo "$exp_dir/text_$set.txt"; done) \
+    | tee "$exp_dir/lm_perplexity.txt"
 fi
 first=$stage
-[ "$stage" -ge 2 ] || stage=2
+[ "$stage" -ge 3 ] || stage=3
 stages
 stage=$first
 if in_range 6; then
