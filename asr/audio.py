@@ -93,6 +93,33 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def from_array(samples, sample_rate: int, name: str = "array") -> np.ndarray:
+    """Audio already in memory (a numpy array or a torch tensor; 1-D, or 2-D with the channels on
+    either axis; float in [-1, 1] or integer PCM) as mono float32 at 16 kHz, like `load`."""
+    if hasattr(samples, "detach"):  # a torch tensor, on any device
+        samples = samples.detach().cpu().numpy()
+    try:
+        data = np.asarray(samples)
+        if data.ndim == 2 and data.shape[0] < data.shape[1] and data.shape[0] <= 8:
+            data = data.T  # (channels, samples), as torch keeps audio
+        if data.ndim == 1:
+            data = data[:, None]
+        if data.ndim != 2 or not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+            raise ValueError(f"expected 1-D or 2-D numbers, got shape {data.shape} of {data.dtype}")
+    except (TypeError, ValueError) as e:
+        raise AudioError(name, f"not audio samples ({e})") from None
+    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise AudioError(name, f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    if data.shape[0] == 0:
+        raise AudioError(name, "no audio (zero length)")
+    if np.issubdtype(data.dtype, np.integer):  # PCM: full scale is the type's range
+        data = data.astype(np.float32) / float(-np.iinfo(data.dtype).min or np.iinfo(data.dtype).max)
+    mono = _mono(name, data.astype(np.float32, copy=False))
+    if sample_rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, int(sample_rate), SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
 def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """`path` as consecutive mono float32 blocks at `sample_rate`, never the whole file in memory:
     what long recordings are read with. The blocks joined equal `load(path)` up to the resampler's

@@ -100,6 +100,20 @@ def load(path: str | os.PathLike) -> dict:
     return payload
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: not a device torch knows (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA GPU is usable here (torch.cuda.is_available() is False)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
 def build(config: Config, vocab: Vocabulary) -> tuple[LogMel, BiLSTMCTC]:
     features = LogMel(config.features)
     model = BiLSTMCTC(config.model, config.features.n_mels, len(vocab))

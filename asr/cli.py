@@ -8,7 +8,6 @@ as a shell reports a process that signal killed (143 for SIGTERM).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -196,20 +195,24 @@ def _decoding_options(p, tuning: bool = False) -> None:
 def _decoder(args, recognizer):
     """The beam decoder the options ask for; else an exported model's own LM settings; else
     None (greedy)."""
-    from asr.decode import BeamConfig, BeamDecoder
+    from asr.transcribe import decoder_for
 
-    stored = None if args.lm or getattr(args, "greedy", False) else recognizer.decoding
-    if not args.beam and not args.lm and stored is None:
-        return None
-    base = stored or BeamConfig()
-    chosen = {"lm_weight": getattr(args, "lm_weight", None), "word_score": getattr(args, "word_score", None),
-              "beam_size": args.beam, "beam_threshold": args.beam_threshold, "lm": args.lm, "lexicon": args.lexicon}
     try:
-        config = dataclasses.replace(base, workers=args.decode_workers,
-                                     **{k: v for k, v in chosen.items() if v is not None})
+        return decoder_for(recognizer, lm=args.lm, lexicon=args.lexicon, lm_weight=getattr(args, "lm_weight", None),
+                           word_score=getattr(args, "word_score", None), beam=args.beam,
+                           beam_threshold=args.beam_threshold, greedy=getattr(args, "greedy", False),
+                           workers=args.decode_workers)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
-    return BeamDecoder(recognizer.vocab, config)
+
+
+def _model(args):
+    """The Model the command's --model, --device and decoding options ask for."""
+    from asr.checkpoint import load_recognizer, resolve_device
+    from asr.transcribe import Model
+
+    recognizer = load_recognizer(args.model, resolve_device(args.device))
+    return Model(recognizer, _decoder(args, recognizer))
 
 
 def _prepare(args) -> int:
@@ -362,12 +365,9 @@ def _lm_perplexity(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from asr.checkpoint import load_recognizer
-    from asr.train import resolve_device
-    from asr.transcribe import evaluate, worst
+    from asr.transcribe import worst
 
-    recognizer = load_recognizer(args.model, resolve_device(args.device))
-    result = evaluate(recognizer, args.manifest, decoder=_decoder(args, recognizer))
+    result = _model(args).evaluate(args.manifest)
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
@@ -392,9 +392,6 @@ def _transcribe(args) -> int:
     from tqdm import tqdm
 
     from asr.audio import find_audio
-    from asr.checkpoint import load_recognizer
-    from asr.train import resolve_device
-    from asr.transcribe import transcribe
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
@@ -405,12 +402,12 @@ def _transcribe(args) -> int:
         print(f"asr: error: {problem}", file=sys.stderr)
     if args.output_dir:  # now, not after the first transcript: an unwritable folder is one line
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    recognizer = load_recognizer(args.model, resolve_device(args.device))
+    model = _model(args)
     failed = len(problems)
     written: set[str] = set()  # output names used in this call
     # A bar on stderr (a terminal only) when there is more than one file; results go to stdout.
     bar = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
-    for t in transcribe(recognizer, paths, args.batch_size, _decoder(args, recognizer), timestamps=args.format != "txt"):
+    for t in model.stream(paths, timestamps=args.format != "txt", batch_size=args.batch_size):
         bar.update()
         if t.error:
             failed += 1
@@ -462,8 +459,7 @@ def _export(args) -> int:
 
 
 def _tune_lm(args) -> int:
-    from asr.checkpoint import load_recognizer
-    from asr.train import resolve_device
+    from asr.checkpoint import load_recognizer, resolve_device
     from asr.transcribe import tune
 
     recognizer = load_recognizer(args.model, resolve_device(args.device))

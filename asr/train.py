@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import audio, checkpoint
+from asr.checkpoint import resolve_device
 from asr.augment import SpecAugment, WaveAugment
 from asr.config import Config, ConfigError, to_dict
 from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, parse_manifest
@@ -110,20 +111,6 @@ class Distributed(NamedTuple):
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r}: not a device torch knows (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r}: no CUDA GPU is usable here (torch.cuda.is_available() is False)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
 
 
 def fits_ctc(utt: Utterance, vocab: Vocabulary, config: Config) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -10,9 +11,9 @@ import numpy as np
 import torch
 
 from asr import audio
-from asr.checkpoint import Recognizer
+from asr.checkpoint import Recognizer, load_recognizer, resolve_device
 from asr.data import Utterance, read_manifest
-from asr.decode import BeamDecoder, Hypothesis, Word, align_words, greedy
+from asr.decode import BeamConfig, BeamDecoder, Hypothesis, Word, align_words, greedy
 from asr.score import Score, alignment, score, total
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize
 
@@ -61,28 +62,40 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
     return decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
 
 
-def transcribe(recognizer: Recognizer, paths: Iterable[str | os.PathLike], batch_size: int = 8,
+class Samples(NamedTuple):
+    """Audio already in memory, for `transcribe` beside file paths: a numpy array or torch tensor
+    at `sample_rate` (read by `audio.from_array`), and the name its Transcript carries."""
+    name: str
+    samples: object
+    sample_rate: int
+
+
+def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samples], batch_size: int = 8,
                decoder: BeamDecoder | None = None, timestamps: bool = False,
                window_seconds: float = WINDOW_SECONDS) -> Iterator[Transcript]:
-    """Transcripts in input order; a file that cannot be read yields its error and the rest go on.
-    With `timestamps`, each word's times and confidence, by forced alignment of the transcript.
-    Short files are batched; a file longer than a window (plus its context) streams through
-    `transcribe_long` in bounded memory."""
+    """Transcripts in input order (file paths, or `Samples`); a file that cannot be read yields
+    its error and the rest go on. With `timestamps`, each word's times and confidence, by forced
+    alignment of the transcript. Short inputs are batched; one longer than a window (plus its
+    context) streams through `transcribe_long` in bounded memory."""
     if decoder is not None:  # enough utterances per batch for every decoding process
         batch_size = max(batch_size, 16 * decoder.config.workers)
     long_seconds = window_seconds + 2 * CONTEXT_SECONDS
     pending: list[tuple[str, torch.Tensor]] = []
     started = time.perf_counter()
-    for path in paths:
+    for path in inputs:
         if not pending:
             started = time.perf_counter()
         try:
-            if audio.duration(path) > long_seconds:
+            if isinstance(path, Samples):
+                path = Samples(path.name, audio.from_array(path.samples, path.sample_rate, path.name), audio.SAMPLE_RATE)
+            seconds = len(path.samples) / audio.SAMPLE_RATE if isinstance(path, Samples) else audio.duration(path)
+            if seconds > long_seconds:
                 yield from _flush(recognizer, pending, decoder, timestamps, started)
                 pending = []
                 yield transcribe_long(recognizer, path, decoder, timestamps, window_seconds)
                 continue
-            wave = torch.from_numpy(audio.load(path))
+            wave = torch.from_numpy(path.samples if isinstance(path, Samples) else audio.load(path))
+            path = path.name if isinstance(path, Samples) else path
         except audio.AudioError as e:
             yield from _flush(recognizer, pending, decoder, timestamps, started)
             pending = []
@@ -114,14 +127,20 @@ def _frame_seconds(recognizer: Recognizer) -> float:
     return config.features.hop_ms * config.model.stack / 1000
 
 
-def transcribe_long(recognizer: Recognizer, path: str | os.PathLike, decoder: BeamDecoder | None = None,
+def transcribe_long(recognizer: Recognizer, path: str | os.PathLike | Samples, decoder: BeamDecoder | None = None,
                     timestamps: bool = False, window_seconds: float = WINDOW_SECONDS) -> Transcript:
     """One recording of any length in bounded memory: the audio streams through the acoustic
     model in overlapping windows (`long_emissions`), and the stitched log-probabilities are
     decoded in pieces cut inside pauses (`pause_cuts`), so no word is cut, lost or doubled."""
     started = time.perf_counter()
     try:
-        log_probs, samples = long_emissions(recognizer, lambda: audio.stream(path), window_seconds)
+        if isinstance(path, Samples):
+            wave, path = audio.from_array(path.samples, path.sample_rate, path.name), path.name
+            step = 10 * audio.SAMPLE_RATE
+            blocks = lambda: (wave[i:i + step] for i in range(0, len(wave), step))  # noqa: E731
+        else:
+            blocks = lambda: audio.stream(path)  # noqa: E731
+        log_probs, samples = long_emissions(recognizer, blocks, window_seconds)
     except audio.AudioError as e:
         return Transcript(str(path), None, str(e))
     frame_seconds = _frame_seconds(recognizer)
@@ -256,6 +275,85 @@ def worst(evaluation: Evaluation, count: int = 20) -> str:
                 f"{s.insertions} ins of {s.words} words)")
         blocks.append(f"{head}\n{alignment(u.reference, u.hypothesis)}\n")
     return "\n".join(blocks)
+
+
+def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str | None = None,
+                lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
+                beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
+    """The beam decoder these options ask for; else a model's own LM settings (`asr export
+    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options."""
+    stored = None if lm or greedy else recognizer.decoding
+    if not beam and not lm and stored is None:
+        return None
+    chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
+              "lm": lm, "lexicon": lexicon}
+    config = dataclasses.replace(stored or BeamConfig(), workers=workers, **{k: v for k, v in chosen.items() if v is not None})
+    return BeamDecoder(recognizer.vocab, config)
+
+
+class Model:
+    """A recogniser, loaded once, to use from Python (the `asr` command is a layer over it):
+
+        import asr
+        model = asr.load_model()                        # the packaged default, with its LM
+        print(model.transcribe("talk.wav").text)
+        for t in model.transcribe(["a.wav", "b.flac"]):  # a list in, a list out, in order
+            print(t.path, t.text, [(w.text, w.start, w.confidence) for w in t.words])
+        model.transcribe(samples, sample_rate=8000)     # numpy array or torch tensor
+        model.evaluate("data/test.jsonl").score.wer
+    """
+
+    def __init__(self, recognizer: Recognizer, decoder: BeamDecoder | None = None):
+        self.recognizer, self.decoder = recognizer, decoder
+
+    def transcribe(self, audio_in, sample_rate: int | None = None, *, timestamps: bool = True,
+                   batch_size: int = 8) -> Transcript | list[Transcript]:
+        """One input gives a Transcript, a list of inputs a list of them in the same order. An
+        input is a file path or samples (a numpy array or torch tensor: 1-D, or 2-D with the
+        channels on either axis) at `sample_rate`. With `timestamps` (the default), each word's
+        start, end and confidence. A single input that cannot be read raises `AudioError`; in a
+        list, its Transcript carries the error (`.text` None) and the rest go on."""
+        single = isinstance(audio_in, (str, os.PathLike)) or hasattr(audio_in, "shape")
+        items = [audio_in] if single else list(audio_in)
+        inputs = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, os.PathLike)):
+                inputs.append(item)
+            elif sample_rate is None:
+                raise ValueError("transcribing samples needs sample_rate= (the samples' rate in Hz)")
+            else:
+                inputs.append(Samples("array" if single else f"array[{i}]", item, sample_rate))
+        results = list(self.stream(inputs, timestamps=timestamps, batch_size=batch_size))
+        if single:
+            if results[0].error:
+                name, _, problem = results[0].error.partition(": ")
+                raise audio.AudioError(name, problem)
+            return results[0]
+        return results
+
+    def stream(self, inputs: Iterable[str | os.PathLike | Samples], *, timestamps: bool = True,
+               batch_size: int = 8) -> Iterator[Transcript]:
+        """Transcripts as they are ready, in input order: for many files (`asr transcribe` uses it)."""
+        return transcribe(self.recognizer, inputs, batch_size, self.decoder, timestamps)
+
+    def evaluate(self, manifest: str | os.PathLike, batch_size: int = 8) -> Evaluation:
+        """WER and CER over a manifest (JSON lines: audio_filepath, duration, text)."""
+        return evaluate(self.recognizer, manifest, batch_size, self.decoder)
+
+
+def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, lm: str | None = None,
+               lexicon: str | None = None, lm_weight: float | None = None, word_score: float | None = None,
+               beam: int | None = None, beam_threshold: float | None = None, greedy: bool = False,
+               decode_workers: int | None = None) -> Model:
+    """A Model from a model file (`asr export` or a training checkpoint); None: the default model
+    inside the package. Decoding is the model's own (an exported LM) unless the options say
+    otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
+    `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
+    recognizer = load_recognizer(model, resolve_device(device))
+    workers = decode_workers or len(os.sched_getaffinity(0))
+    decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
+                          beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
+    return Model(recognizer, decoder)
 
 
 class TunePoint(NamedTuple):

@@ -1,10 +1,16 @@
+import shutil
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from asr import checkpoint
 from asr.data import read_manifest, write_manifest
 from asr.transcribe import evaluate, recognize, transcribe
-from conftest import MEMORISED, tone_speech
+from conftest import MEMORISED, ROOT, tone_speech, write_tone_corpus
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +161,49 @@ def test_pause_cuts_fall_in_the_longest_pause_or_at_the_limit():
     assert pause_cuts(log_probs, vocab, 22) == [0, 19, 25]  # the middle of the longer pause (17..21)
     assert pause_cuts(log_probs, vocab, 20) == [0, 11, 25]  # that pause runs past the limit: the other
     assert pause_cuts(log_probs[:10], vocab, 4) == [0, 4, 8, 10]  # no pause: at the limit
+
+
+# -- the Python API -----------------------------------------------------------------------------
+
+def test_python_api_transcribes_files_and_samples_in_batches(memorised, tmp_path):
+    import asr
+    from asr.audio import AudioError
+
+    model = asr.load_model(memorised.exp / "best.pt", device="cpu")
+    utt = read_manifest(memorised.dev)[1]  # what the tiny model has learnt, exactly
+    assert utt.text == "BAD CAB"
+    shutil.copy(utt.audio_filepath, tmp_path / "x.wav")
+    wave, _ = sf.read(utt.audio_filepath, dtype="float32")
+    one = model.transcribe(tmp_path / "x.wav")
+    assert one.text == "BAD CAB" and [w.text for w in one.words] == ["BAD", "CAB"]
+    assert all(0 <= w.start < w.end <= one.duration and 0 < w.confidence <= 1 for w in one.words)
+    # Samples in memory: numpy at another rate, integer PCM, a (channels, samples) torch tensor.
+    import soxr
+
+    assert model.transcribe(soxr.resample(wave, 16000, 8000), sample_rate=8000).text == "BAD CAB"
+    assert model.transcribe((wave * 32767).astype(np.int16), sample_rate=16000).text == "BAD CAB"
+    assert model.transcribe(torch.from_numpy(np.stack([wave, wave])), sample_rate=16000).text == "BAD CAB"
+    # A list: one result each, in order; a bad one carries its error and the rest go on.
+    results = model.transcribe([tmp_path / "x.wav", tmp_path / "missing.wav", wave[:0], wave], sample_rate=16000)
+    assert [r.text for r in results] == ["BAD CAB", None, None, "BAD CAB"]
+    assert "missing.wav: no such file" in results[1].error and results[2].error.startswith("array[2]: ")
+    assert results[3].path == "array[3]"
+    with pytest.raises(AudioError, match="missing.wav: no such file"):
+        model.transcribe(tmp_path / "missing.wav")
+    with pytest.raises(ValueError, match="sample_rate"):
+        model.transcribe(wave)
+    assert model.evaluate(memorised.dev).score.wer == 0.0
+
+
+def test_readme_python_example_runs_as_written(tmp_path):
+    """The ```python block of README.md, run in a folder holding the files it names."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("### From Python\n\n```python\n", 1)[1].split("```", 1)[0]
+    utts = write_tone_corpus(tmp_path / "audio", ["HELLO WORLD"])
+    shutil.copy(utts[0].audio_filepath, tmp_path / "speech.wav")
+    write_manifest(tmp_path / "test.jsonl", utts)
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert any("failed: " in line and "missing.wav: no such file" in line for line in lines)
+    assert lines[-1].startswith("WER ") and "(1 utterances)" in lines[-1]
