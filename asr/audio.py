@@ -78,9 +78,16 @@ def duration(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate
 
 
-def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read `path` as mono float32 at `sample_rate`, whatever its format, rate and channel count."""
-    data, rate = _open(path, lambda p: sf.read(p, dtype="float32", always_2d=True))
+def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, start: float = 0.0,
+         seconds: float | None = None) -> np.ndarray:
+    """Read `path` as mono float32 at `sample_rate`, whatever its format, rate and channel count;
+    with `start` and `seconds`, only that stretch of it (a segment of a longer recording)."""
+    if start or seconds is not None:
+        data, rate = _open(path, lambda p: _read_segment(p, start, seconds))
+        if data.shape[0] == 0:
+            raise AudioError(path, f"no audio from {start:g} s for {seconds:g} s (past the end of the file)")
+    else:
+        data, rate = _open(path, lambda p: sf.read(p, dtype="float32", always_2d=True))
     if data.shape[0] == 0:
         raise AudioError(path, "no audio in file (zero length)")
     if rate <= 0:
@@ -91,6 +98,16 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         # ~2 s that importing librosa adds to every command's start-up.
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _read_segment(path: bytes, start: float, seconds: float | None):
+    with sf.SoundFile(path) as f:
+        first = round(start * f.samplerate)
+        count = -1 if seconds is None else round(seconds * f.samplerate)
+        if f.samplerate <= 0 or first >= f.frames:
+            return np.zeros((0, f.channels), np.float32), f.samplerate
+        f.seek(first)
+        return f.read(count, dtype="float32", always_2d=True), f.samplerate
 
 
 def from_array(samples, sample_rate: int, name: str = "array") -> np.ndarray:

@@ -66,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus")
-    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4", "folder"],
-                   help="a corpus by name, or 'folder': audio files with NAME.txt transcripts beside them")
+    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4", "folder", "kaldi"],
+                   help="a corpus by name; 'folder': audio files with NAME.txt transcripts beside them; "
+                        "'kaldi': a Kaldi/ESPnet data directory (wav.scp, text, [segments], [utt2spk])")
     p.add_argument("src", help="the corpus folder as it ships")
     p.add_argument("out", help="folder for the manifests")
     g = p.add_argument_group("splitting a folder (every take of one prompt stays on one side)")
@@ -79,7 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dev-fraction", type=float, default=0.0, help="of the other groups, by a stable hash")
     g.add_argument("--group", metavar="REGEX",
                    help="the group is this expression's match in the name (default: the transcript's text)")
+    p.add_argument("--run-pipes", action="store_true",
+                   help="kaldi: run wav.scp's commands ('sox ... |'); without it they are reported, never run")
     p.set_defaults(run=_prepare)
+
+    p = sub.add_parser("to-kaldi", help="write a manifest out as a Kaldi/ESPnet data directory")
+    p.add_argument("manifest")
+    p.add_argument("out", help="the data directory: wav.scp, text, utt2spk, spk2utt[, segments]")
+    p.set_defaults(run=_to_kaldi)
 
     p = sub.add_parser("download", help="fetch a public corpus (resumable, checksummed) and unpack it")
     p.add_argument("corpus", choices=["librispeech", "an4"])
@@ -227,7 +235,10 @@ def _prepare(args) -> int:
                             args.test_fraction, args.dev_fraction, args.group)
     elif any(options):
         raise UsageError(f"the split options are for 'asr prepare folder'; {args.corpus} has its fixed split")
-    result = prepare(args.corpus, args.src, args.out, split)
+    if args.run_pipes and args.corpus != "kaldi":
+        raise UsageError("--run-pipes is for 'asr prepare kaldi'")
+    extra = {"split": split} if args.corpus == "folder" else {"run_pipes": args.run_pipes} if args.corpus == "kaldi" else {}
+    result = prepare(args.corpus, args.src, args.out, **extra)
     for problem in result.problems:
         print(f"asr: warning: {problem}", file=sys.stderr)
     for s in result.splits:
@@ -237,6 +248,17 @@ def _prepare(args) -> int:
     if result.problems:  # the manifests hold the rest; a recipe stops here rather than train on less
         print(f"asr: error: {len(result.problems)} left out of the manifests (warnings above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _to_kaldi(args) -> int:
+    from asr.data import read_manifest
+    from asr.prepare.kaldi import write_data_dir
+
+    utts = read_manifest(args.manifest)
+    for path in write_data_dir(utts, args.out):
+        print(path)
+    print(f"{len(utts)} utterances from {len({u.audio_filepath for u in utts})} recordings")
     return 0
 
 

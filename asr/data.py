@@ -2,7 +2,9 @@
 
 A manifest line is NeMo's format, so users can bring theirs:
     {"audio_filepath": "/data/a.flac", "duration": 3.2, "text": "HELLO WORLD"}
-Relative audio paths are taken relative to the manifest's folder.
+Relative audio paths are taken relative to the manifest's folder. Optional keys: "offset" (NeMo's:
+the utterance is the `duration` seconds from `offset` of a longer recording, as a Kaldi
+`segments` line says), "utt_id" and "speaker" (kept for Kaldi data directories).
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ class Utterance(NamedTuple):
     audio_filepath: str
     duration: float
     text: str
+    offset: float | None = None  # None: the whole file; else a segment of it from here
+    utt_id: str | None = None
+    speaker: str | None = None
+
+
+REQUIRED = ("audio_filepath", "duration", "text")
+
+
+def load_audio(u: Utterance) -> np.ndarray:
+    """The utterance's audio: its file, or its segment of the file."""
+    if u.offset is None:
+        return audio.load(u.audio_filepath)
+    return audio.load(u.audio_filepath, start=u.offset, seconds=u.duration)
 
 
 class ManifestError(Exception):
@@ -75,7 +90,7 @@ def _parse_line(line: str, root: Path) -> Utterance:
         raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(entry, dict):
         raise ValueError("expected a JSON object")
-    missing = [k for k in Utterance._fields if k not in entry]
+    missing = [k for k in REQUIRED if k not in entry]
     if missing:
         raise ValueError(f"missing key {', '.join(repr(k) for k in missing)}")
     path, dur, text = entry["audio_filepath"], entry["duration"], entry["text"]
@@ -85,9 +100,17 @@ def _parse_line(line: str, root: Path) -> Utterance:
         raise ValueError(f"'duration' must be a positive number, got {dur!r}")
     if not isinstance(text, str):
         raise ValueError("'text' must be a string")
+    offset = entry.get("offset")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, (int, float))
+                               or not math.isfinite(offset) or offset < 0):
+        raise ValueError(f"'offset' must be a number of seconds >= 0, got {offset!r}")
+    for key in ("utt_id", "speaker"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise ValueError(f"{key!r} must be a string")
     if not os.path.isabs(path):
         path = str(root / path)
-    return Utterance(path, float(dur), text)
+    return Utterance(path, float(dur), text, None if offset is None else float(offset),
+                     entry.get("utt_id"), entry.get("speaker"))
 
 
 def write_manifest(path: str | os.PathLike, utts: list[Utterance]) -> None:
@@ -97,7 +120,8 @@ def write_manifest(path: str | os.PathLike, utts: list[Utterance]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for u in utts:
-            f.write(json.dumps(u._asdict(), ensure_ascii=False) + "\n")
+            f.write(json.dumps({k: v for k, v in u._asdict().items() if k in REQUIRED or v is not None},
+                               ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -126,7 +150,7 @@ class AudioDataset(torch.utils.data.Dataset):
         wave = self.cache.get(i) if self.cache is not None else None
         if wave is None:
             try:
-                wave = torch.from_numpy(audio.load(self.utts[i].audio_filepath))
+                wave = torch.from_numpy(load_audio(self.utts[i]))
             except audio.AudioError as e:
                 if not self.skip_unreadable:
                     raise

@@ -45,7 +45,8 @@ from asr import audio, checkpoint
 from asr.checkpoint import resolve_device
 from asr.augment import SpecAugment, WaveAugment
 from asr.config import Config, ConfigError, to_dict
-from asr.data import AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, parse_manifest
+from asr.data import (AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, load_audio,
+                      parse_manifest)
 from asr.decode import greedy
 from asr.features import compute_stats
 from asr.model import count_parameters
@@ -660,9 +661,12 @@ def _unreadable(utts: list[Utterance]) -> dict[int, str]:
     problems = {}
     for i, u in enumerate(utts):
         try:
-            audio.duration(u.audio_filepath)
+            seconds = audio.duration(u.audio_filepath)
         except audio.AudioError as e:
             problems[i] = str(e)
+            continue
+        if u.offset is not None and u.offset >= seconds:
+            problems[i] = f"{u.audio_filepath}: segment starts at {u.offset:g} s, past the end of the file ({seconds:.2f} s)"
     return problems
 
 
@@ -671,7 +675,7 @@ def _stats(utts: list[Utterance], config: Config) -> dict:
     recorded: augmentation is not applied."""
     indices = list(range(len(utts)))
     random.Random(config.train.seed).shuffle(indices)
-    waves = (audio.load(utts[i].audio_filepath) for i in indices[: config.train.stats_utterances])
+    waves = (load_audio(utts[i]) for i in indices[: config.train.stats_utterances])
     mean, std = compute_stats(waves, config.features)
     return {"mean": mean, "std": std}
 

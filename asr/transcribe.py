@@ -12,7 +12,7 @@ import torch
 
 from asr import audio
 from asr.checkpoint import Recognizer, load_recognizer, resolve_device
-from asr.data import Utterance, read_manifest
+from asr.data import Utterance, load_audio, read_manifest
 from asr.decode import BeamConfig, BeamDecoder, Hypothesis, Word, align_words, greedy
 from asr.score import Score, alignment, score, total
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize
@@ -70,10 +70,10 @@ class Samples(NamedTuple):
     sample_rate: int
 
 
-def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samples], batch_size: int = 8,
+def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samples | Utterance], batch_size: int = 8,
                decoder: BeamDecoder | None = None, timestamps: bool = False,
                window_seconds: float = WINDOW_SECONDS) -> Iterator[Transcript]:
-    """Transcripts in input order (file paths, or `Samples`); a file that cannot be read yields
+    """Transcripts in input order (file paths, `Samples`, manifest `Utterance`s); a file that cannot be read yields
     its error and the rest go on. With `timestamps`, each word's times and confidence, by forced
     alignment of the transcript. Short inputs are batched; one longer than a window (plus its
     context) streams through `transcribe_long` in bounded memory."""
@@ -82,30 +82,43 @@ def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samp
     long_seconds = window_seconds + 2 * CONTEXT_SECONDS
     pending: list[tuple[str, torch.Tensor]] = []
     started = time.perf_counter()
-    for path in inputs:
+    for item in inputs:
         if not pending:
             started = time.perf_counter()
+        name = _name(item)
         try:
-            if isinstance(path, Samples):
-                path = Samples(path.name, audio.from_array(path.samples, path.sample_rate, path.name), audio.SAMPLE_RATE)
-            seconds = len(path.samples) / audio.SAMPLE_RATE if isinstance(path, Samples) else audio.duration(path)
+            if isinstance(item, Utterance):  # a manifest's line: its file, or its segment of one
+                item = item.audio_filepath if item.offset is None else Samples(name, load_audio(item), audio.SAMPLE_RATE)
+            if isinstance(item, Samples):
+                item = Samples(name, audio.from_array(item.samples, item.sample_rate, name), audio.SAMPLE_RATE)
+            seconds = len(item.samples) / audio.SAMPLE_RATE if isinstance(item, Samples) else audio.duration(item)
             if seconds > long_seconds:
                 yield from _flush(recognizer, pending, decoder, timestamps, started)
                 pending = []
-                yield transcribe_long(recognizer, path, decoder, timestamps, window_seconds)
+                yield transcribe_long(recognizer, item, decoder, timestamps, window_seconds)
                 continue
-            wave = torch.from_numpy(path.samples if isinstance(path, Samples) else audio.load(path))
-            path = path.name if isinstance(path, Samples) else path
+            wave = torch.from_numpy(item.samples if isinstance(item, Samples) else audio.load(item))
         except audio.AudioError as e:
             yield from _flush(recognizer, pending, decoder, timestamps, started)
             pending = []
-            yield Transcript(str(path), None, str(e))
+            yield Transcript(name, None, str(e))
             continue
-        pending.append((str(path), wave))
+        pending.append((name, wave))
         if len(pending) >= batch_size:
             yield from _flush(recognizer, pending, decoder, timestamps, started)
             pending = []
     yield from _flush(recognizer, pending, decoder, timestamps, started)
+
+
+def _name(item) -> str:
+    """What a Transcript calls its input: the path, the samples' name, or a segment's file and times."""
+    if isinstance(item, Samples):
+        return item.name
+    if isinstance(item, Utterance):
+        if item.offset is None:
+            return item.audio_filepath
+        return f"{item.audio_filepath} [{item.offset:g}-{item.offset + item.duration:g} s]"
+    return str(item)
 
 
 def _flush(recognizer, pending, decoder, timestamps, started):
@@ -254,7 +267,7 @@ def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: in
     utts: list[Utterance] = read_manifest(manifest)
     # Similar lengths together: less padding. transcribe() yields one result per path, in order.
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
-    transcripts = dict(zip(order, transcribe(recognizer, [utts[i].audio_filepath for i in order], batch_size, decoder)))
+    transcripts = dict(zip(order, transcribe(recognizer, [utts[i] for i in order], batch_size, decoder)))
     results = []
     for i, u in enumerate(utts):
         if transcripts[i].error is None:
@@ -372,7 +385,7 @@ def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecod
     for start in range(0, len(order), batch_size):
         chunk = [utts[i] for i in order[start:start + batch_size]]
         try:
-            waves = [torch.from_numpy(audio.load(u.audio_filepath)) for u in chunk]
+            waves = [torch.from_numpy(load_audio(u)) for u in chunk]
         except audio.AudioError as e:  # tuning on part of a dev set would tune to the wrong thing
             raise audio.AudioError(e.path, f"{e.problem} (in {manifest}; tuning needs every file)") from None
         cached.append(emissions(recognizer, waves))

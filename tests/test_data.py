@@ -112,3 +112,20 @@ def test_any_manifest_text_gives_utterances_or_numbered_problems(tmp_path, lines
         assert isinstance(u.audio_filepath, str) and u.duration > 0 and isinstance(u.text, str)
     for p in problems:
         assert re.match(rf"{re.escape(str(path))}:\d+: ", p) and "\n" not in p
+
+
+def test_manifest_optional_keys_round_trip_and_are_checked(tmp_path):
+    utts = [Utterance(str(tmp_path / "a.wav"), 1.5, "HELLO"),
+            Utterance(str(tmp_path / "b.wav"), 2.0, "A SEGMENT", 3.25, "spk1-b-0325", "spk1")]
+    write_manifest(tmp_path / "m.jsonl", utts)
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert "offset" not in lines[0] and '"offset": 3.25' in lines[1]  # only what is set is written
+    assert read_manifest(tmp_path / "m.jsonl") == utts
+    (tmp_path / "bad.jsonl").write_text(
+        '{"audio_filepath": "a.wav", "duration": 1, "text": "X", "offset": -1}\n'
+        '{"audio_filepath": "a.wav", "duration": 1, "text": "X", "utt_id": 7}\n'
+        '{"audio_filepath": "a.wav", "duration": 1, "text": "X", "offset": 0}\n')
+    good, problems = parse_manifest(tmp_path / "bad.jsonl")
+    assert len(good) == 1 and good[0].offset == 0.0
+    assert "bad.jsonl:1: 'offset' must be a number of seconds >= 0" in problems[0]
+    assert "bad.jsonl:2: 'utt_id' must be a string" in problems[1]

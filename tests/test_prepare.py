@@ -219,7 +219,7 @@ def test_folder_takes_of_one_prompt_stay_on_one_side(tmp_path):
     folder_tree(src, {"p1_take1": "Hello there.", "p1_take2": "hello, THERE!", "p2_take1": "Other words",
                       "sub/p3_take1": "A third prompt", "sub/p3_take2": "A third prompt"})
     # p1_take1 is named for test: its other take follows it, and that is said.
-    result = prepare("folder", src, tmp_path / "out", FolderSplit(test=["p1_take1"], dev=["sub/*"]))
+    result = prepare("folder", src, tmp_path / "out", split=FolderSplit(test=["p1_take1"], dev=["sub/*"]))
     m = manifests(result)
     assert sorted(u.audio_filepath.rsplit("/", 1)[1] for u in m["test"]) == ["p1_take1.wav", "p1_take2.wav"]
     assert {u.text for u in m["test"]} == {"HELLO THERE"}
@@ -235,8 +235,8 @@ def test_folder_group_by_name_and_stable_hash_fractions(tmp_path):
     files = {f"arctic_a{i:04d}_{t}": f"prompt number {i} take {t}" for i in range(100) for t in (1, 2)}
     folder_tree(src, files)
     split = FolderSplit(test_fraction=0.2, dev_fraction=0.2, group=r"arctic_a[0-9]{4}")
-    first = manifests(prepare("folder", src, tmp_path / "a", split))
-    again = manifests(prepare("folder", src, tmp_path / "b", split))
+    first = manifests(prepare("folder", src, tmp_path / "a", split=split))
+    again = manifests(prepare("folder", src, tmp_path / "b", split=split))
     assert first == again  # a hash, not a random draw
     prompts = {k: {u.audio_filepath.rsplit("/", 1)[1][:12] for u in v} for k, v in first.items()}
     assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["dev"]
@@ -291,7 +291,7 @@ def test_real_cathy_split_by_prompt(tmp_path):
     src = needs_shared("cathy")
     split = FolderSplit(test=["arctic_b04[4-9]?", "arctic_b05[0-3]?"], dev=["arctic_b03[4-9]?", "arctic_b04[0-3]?"],
                         group=r"arctic_[ab][0-9]{4}")
-    m = manifests(prepare("folder", src, tmp_path, split))
+    m = manifests(prepare("folder", src, tmp_path, split=split))
     assert [len(m[k]) for k in ("train", "dev", "test")] == [1353, 136, 131]
     prompts = {k: {u.audio_filepath.rsplit("/", 1)[1][:12] for u in v} for k, v in m.items()}
     assert prompts["test"] == {f"arctic_b{i:04d}" for i in range(440, 540)}
@@ -306,3 +306,84 @@ def test_real_asterisk_prompts(tmp_path):
     texts = {u.audio_filepath.rsplit("/", 1)[1]: u.text for u in m["train"]}
     assert texts["one-moment-please.flac"] == "ONE MOMENT PLEASE"
     assert not any(c.isdigit() for t in texts.values() for c in t)
+
+
+# -- Kaldi / ESPnet data directories ----------------------------------------------------------------
+
+def kaldi_dir(root, with_pipe=False):
+    """Two recordings cut by `segments` (one segment to the end, -1), speakers in utt2spk."""
+    tone(root / "wavs" / "rec1.wav", 3.0)
+    tone(root / "wavs" / "rec2.flac", 2.0)
+    data = root / "data" / "train"
+    data.mkdir(parents=True)
+    scp = [f"rec1 {root / 'wavs' / 'rec1.wav'}", f"rec2 {root / 'wavs' / 'rec2.flac'}"]
+    if with_pipe:
+        scp.append(f"rec3 cat {root / 'wavs' / 'rec1.wav'} |")
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "segments").write_text("spkA-rec1-000 rec1 0.00 1.25\nspkA-rec1-001 rec1 1.50 2.90\n"
+                                   "spkB-rec2-000 rec2 0.30 -1\n" + ("spkB-rec3-000 rec3 0.5 1.5\n" if with_pipe else ""))
+    (data / "text").write_text("spkA-rec1-000 hello world\nspkA-rec1-001 Room 12, please.\nspkB-rec2-000 GOOD BYE\n"
+                               + ("spkB-rec3-000 piped words\n" if with_pipe else ""))
+    (data / "utt2spk").write_text("spkA-rec1-000 spkA\nspkA-rec1-001 spkA\nspkB-rec2-000 spkB\n"
+                                  + ("spkB-rec3-000 spkB\n" if with_pipe else ""))
+    return data
+
+
+def test_kaldi_dir_with_segments_round_trips(tmp_path, capsys):
+    data = kaldi_dir(tmp_path)
+    result = prepare("kaldi", data, tmp_path / "out")
+    assert result.problems == [] and [s.name for s in result.splits] == ["train"]
+    utts = read_manifest(tmp_path / "out" / "train.jsonl")
+    assert [(u.utt_id, u.speaker, u.offset, u.duration, u.text) for u in utts] == [
+        ("spkA-rec1-000", "spkA", 0.0, 1.25, "HELLO WORLD"),
+        ("spkA-rec1-001", "spkA", 1.5, 1.4, "ROOM TWELVE PLEASE"),
+        ("spkB-rec2-000", "spkB", 0.3, 1.7, "GOOD BYE")]  # -1: to the end of the 2 s recording
+    # A segment's audio is that stretch of its recording, nothing more.
+    from asr.data import load_audio
+    whole = audio.load(utts[1].audio_filepath)
+    assert np.array_equal(load_audio(utts[1]), whole[24000:24000 + 22400])
+    # ... and back out: the same utterances, times and texts.
+    assert main(["to-kaldi", str(tmp_path / "out" / "train.jsonl"), str(tmp_path / "back")]) == 0
+    back = tmp_path / "back"
+    assert (back / "text").read_text() == ("spkA-rec1-000 HELLO WORLD\nspkA-rec1-001 ROOM TWELVE PLEASE\n"
+                                           "spkB-rec2-000 GOOD BYE\n")
+    assert (back / "segments").read_text() == ("spkA-rec1-000 rec1 0.0000 1.2500\nspkA-rec1-001 rec1 1.5000 2.9000\n"
+                                               "spkB-rec2-000 rec2 0.3000 2.0000\n")
+    assert (back / "utt2spk").read_text() == (data / "utt2spk").read_text()
+    assert (back / "spk2utt").read_text() == "spkA spkA-rec1-000 spkA-rec1-001\nspkB spkB-rec2-000\n"
+    assert (back / "wav.scp").read_text() == (data / "wav.scp").read_text()
+    again = prepare("kaldi", back, tmp_path / "again")
+    assert read_manifest(again.splits[0].manifest) == utts
+
+
+def test_kaldi_pipes_run_only_when_asked(tmp_path, capsys):
+    data = kaldi_dir(tmp_path, with_pipe=True)
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "wav.scp:3: rec3: a command, not a file (cat " in err and "pass --run-pipes" in err
+    assert "Traceback" not in err and len(read_manifest(tmp_path / "out" / "train.jsonl")) == 3
+    assert not (tmp_path / "out" / "audio").exists()  # nothing was run
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out"), "--run-pipes"]) == 0
+    utts = read_manifest(tmp_path / "out" / "train.jsonl")
+    piped = next(u for u in utts if u.utt_id == "spkB-rec3-000")
+    assert piped.audio_filepath.endswith("audio/rec3.flac") and (piped.offset, piped.duration) == (0.5, 1.0)
+
+
+def test_kaldi_reports_what_it_leaves_out(tmp_path, capsys):
+    data = kaldi_dir(tmp_path)
+    with open(data / "wav.scp", "a") as f:
+        f.write(f"rec4 {tmp_path / 'missing.wav'}\nrec5 raw.ark:1234\nrec6 false |\n")
+    with open(data / "segments", "a") as f:
+        f.write("u4 rec4 0 1\nu7 rec7 0 1\nu8 rec1 2.5 9.0\nbadline rec1\n")
+    with open(data / "text", "a") as f:
+        f.write("u4 words\nu7 words\nu8 words\nu9 no audio at all\n")
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out"), "--run-pipes"]) == 1
+    err = capsys.readouterr().err
+    for needle in ["rec4: " + str(tmp_path / "missing.wav") + ": no such file", "rec5: an archive offset",
+                   "rec6: the command failed (exit 1", "u7: recording rec7 is not in wav.scp",
+                   "u8: segment 2.5-9 s is not inside rec1", "expected 'UTTID RECID START END'", "u9: no audio for it"]:
+        assert needle in err, (needle, err)
+    assert "u4" not in err  # its recording was reported once, in wav.scp
+    assert len(read_manifest(tmp_path / "out" / "train.jsonl")) == 3
+    with pytest.raises(PrepareError, match="not a Kaldi data directory"):
+        prepare("kaldi", tmp_path, tmp_path / "x")

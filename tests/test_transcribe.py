@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from asr import checkpoint
-from asr.data import read_manifest, write_manifest
+from asr.data import Utterance, read_manifest, write_manifest
 from asr.transcribe import evaluate, recognize, transcribe
 from conftest import MEMORISED, ROOT, tone_speech, write_tone_corpus
 
@@ -207,3 +207,18 @@ def test_readme_python_example_runs_as_written(tmp_path):
     lines = run.stdout.splitlines()
     assert any("failed: " in line and "missing.wav: no such file" in line for line in lines)
     assert lines[-1].startswith("WER ") and "(1 utterances)" in lines[-1]
+
+
+def test_evaluate_reads_segments_of_a_longer_recording(memorised, tmp_path):
+    """A manifest with NeMo's `offset` (as `asr prepare kaldi` writes from `segments`)."""
+    utts = read_manifest(memorised.dev)
+    waves = [sf.read(u.audio_filepath, dtype="float32")[0] for u in utts]
+    gap = np.zeros(8000, np.float32)
+    sf.write(tmp_path / "all.wav", np.concatenate([gap, waves[0], gap, waves[2], gap]), 16000)
+    first, second = 0.5, 0.5 + len(waves[0]) / 16000 + 0.5
+    segments = [Utterance(str(tmp_path / "all.wav"), len(waves[0]) / 16000, utts[0].text, first, "u1"),
+                Utterance(str(tmp_path / "all.wav"), len(waves[2]) / 16000, utts[2].text, second, "u2")]
+    write_manifest(tmp_path / "segments.jsonl", segments)
+    result = evaluate(checkpoint.load_recognizer(memorised.exp / "best.pt"), tmp_path / "segments.jsonl")
+    assert [u.hypothesis for u in result.utterances] == [utts[0].text, utts[2].text]
+    assert result.score.wer == 0.0 and result.failed == []

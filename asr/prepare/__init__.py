@@ -59,17 +59,18 @@ def write_lm_text(out_dir: str | os.PathLike, sentences: list[str], source: str)
     return f"{path}\t{len(sentences)} sentences, {words} words (LM text: {source})"
 
 
-def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike, split=None) -> PrepareResult:
-    """`split` (a folder.FolderSplit) is for corpus 'folder'; the named corpora have fixed splits."""
-    from asr.prepare import an4, folder, fsdd, librispeech, ljspeech
+def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike, **options) -> PrepareResult:
+    """`options` go to the preparer: `split` (a folder.FolderSplit) for 'folder', `run_pipes`
+    for 'kaldi'; the named corpora have fixed splits and take none."""
+    from asr.prepare import an4, folder, fsdd, kaldi, librispeech, ljspeech
 
     preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare,
-                 "an4": an4.prepare, "folder": lambda src, out: folder.prepare(src, out, split)}
+                 "an4": an4.prepare, "folder": folder.prepare, "kaldi": kaldi.prepare}
     if corpus not in preparers:
         raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
     if not Path(src).is_dir():
         raise PrepareError(f"{src}: not a folder")
     try:
-        return preparers[corpus](Path(src), Path(out_dir))
+        return preparers[corpus](Path(src), Path(out_dir), **options)
     except UnicodeDecodeError as e:
         raise PrepareError(f"{src}: a transcript file is not UTF-8 ({e.reason} at byte {e.start})") from None
