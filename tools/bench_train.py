@@ -84,7 +84,7 @@ def main() -> None:
     for name, seconds in (("asr training step", step_seconds), ("bare nn.LSTM fwd+bwd", lstm_seconds)):
         print(f"{name:22s} {seconds * 1000:9.1f} ms/step {audio / seconds:9.1f} audio-s/s {frames / seconds:10.0f} frames/s")
     print(f"ratio: {lstm_seconds / step_seconds:.0%} of the bare LSTM's throughput")
-    flops = _useful_flops(config, trainer.model.output.out_features, args.batch, frames)
+    flops = _useful_flops(config, trainer.model.output.out_features, frames)
     big = _matmul_gflops(2048, 2048, 2048, device, trainer.amp_dtype)
     m_in = config.features.n_mels * m.stack
     recurrent = _matmul_gflops(args.batch, m.hidden + max(m_in, 2 * m.hidden), 4 * m.hidden, device, trainer.amp_dtype)
@@ -95,11 +95,12 @@ def main() -> None:
         print(f"host syncs per step: {_time.syncs}")
 
 
-def _useful_flops(config, units: int, batch: int, frames: float) -> float:
-    """Multiply-adds x 2 of the BiLSTM's gate products and the output layer, forward and backward
-    (backward: twice the forward's, for the inputs' and the weights' gradients)."""
+def _useful_flops(config, units: int, frames: float) -> float:
+    """Multiply-adds x 2 of the BiLSTM's gate products and the output layer over the batch's
+    `frames`, forward and backward (backward: twice the forward's, for the inputs' and the
+    weights' gradients; the first layer needs no input gradient, so this slightly overcounts)."""
     m = config.model
-    steps = batch * frames / m.stack
+    steps = frames / m.stack
     size_in = config.features.n_mels * m.stack
     forward = 0.0
     for layer in range(m.layers):

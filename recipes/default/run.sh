@@ -30,6 +30,7 @@ lm_weights="0.5 1 1.5 2"
 word_scores="-2 0 2 4"
 stop_stage=6
 results=recipes/default/RESULTS.md
+results_flags="--notes recipes/default/ablation.md"
 title="Default model (tests: AN4, LibriSpeech samples, Cathy, FSDD yweweler, LJ Speech)"
 source "$(dirname "$0")/../stages.sh" "${args[@]}"
 
