@@ -172,6 +172,83 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
     return out.stat().st_size
 
 
+def export_onnx(src: str | os.PathLike, out: str | os.PathLike) -> int:
+    """The acoustic model as ONNX (opset 17) for onnxruntime; returns the file's size in bytes.
+
+    In: `features` (batch, steps, n_mels x stack), float32, the normalised log-mel frames already
+    stacked, and `lengths` (batch,), int64, each utterance's steps. Out: `log_probs` (batch, steps,
+    units). Batch and time are dynamic. The front-end (log-mel, normalisation, stacking) stays in
+    Python (`OnnxRecognizer`): it is a few percent of the work, and torchaudio's spectrogram does
+    not export cleanly, while the network, where the time goes, exports exactly. The model file's
+    config, vocabulary and statistics travel in the ONNX file's metadata."""
+    import json
+    import warnings
+
+    recognizer = load_recognizer(src, "cpu")
+    model = recognizer.model.float().eval()
+
+    class Stacked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, features, lengths):
+            return self.model.from_stacked(features, lengths)
+
+    wrapper = Stacked().eval()
+    width = recognizer.config.features.n_mels * recognizer.config.model.stack
+    example = (torch.zeros(2, 9, width), torch.tensor([9, 5]))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated (torch.export's needs onnxscript)
+        torch.onnx.export(wrapper, example, str(tmp), input_names=["features", "lengths"], output_names=["log_probs"],
+                          dynamic_axes={"features": {0: "batch", 1: "steps"}, "lengths": {0: "batch"},
+                                        "log_probs": {0: "batch", 1: "steps"}}, opset_version=17, dynamo=False)
+    import onnx
+
+    graph = onnx.load(str(tmp))
+    payload = load(src)
+    meta = {"config": payload["config"], "vocab": payload["vocab"],
+            "stats": {k: v.float().tolist() for k, v in payload["stats"].items()}}
+    onnx.helper.set_model_props(graph, {"asr": json.dumps(meta)})
+    onnx.save(graph, str(tmp))
+    os.replace(tmp, out)
+    return out.stat().st_size
+
+
+class OnnxRecognizer:
+    """An exported model run by onnxruntime, with our own front-end in front of it."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import json
+
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            meta = json.loads(self.session.get_modelmeta().custom_metadata_map["asr"])
+        except Exception as e:  # onnxruntime raises its own types for every kind of bad file
+            raise CheckpointError(f"{path}: not an ONNX model exported by asr ({type(e).__name__}: {e})") from None
+        self.config = from_dict(Config, meta["config"])
+        self.vocab = Vocabulary(meta["vocab"])
+        self.features, self._model = build(self.config, self.vocab)  # the model: for its frame stacking only
+        self.features.set_stats(torch.tensor(meta["stats"]["mean"]), torch.tensor(meta["stats"]["std"]))
+
+    @torch.no_grad()
+    def emissions(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probabilities (B, T, V) and their lengths, as `transcribe.emissions` gives ours."""
+        lengths = torch.tensor([len(w) for w in waves])
+        feats, feat_lens = self.features(torch.nn.utils.rnn.pad_sequence(list(waves), batch_first=True), lengths)
+        x, out_lengths = self._model.stack_frames(feats, feat_lens)
+        log_probs = self.session.run(None, {"features": x.numpy(), "lengths": out_lengths.numpy()})[0]
+        return torch.from_numpy(log_probs), out_lengths
+
+
 def average(paths: list[str | os.PathLike]) -> dict:
     """A checkpoint whose weights are the mean of those in `paths` (same config and vocabulary):
     averaging the last or best few epochs usually lowers WER a little, for free."""

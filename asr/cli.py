@@ -173,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weight", type=float, default=1.0)
     p.add_argument("--word-score", type=float, default=0.0)
     p.add_argument("--beam", type=int, default=50)
+    p.add_argument("--format", choices=["pt", "onnx"], help="default: onnx for OUT.onnx, else pt. onnx: the acoustic "
+                   "model for onnxruntime (features stay in Python: asr.checkpoint.OnnxRecognizer)")
     p.set_defaults(run=_export)
 
     p = sub.add_parser("tune-lm", help="search LM weight and word score on a dev set")
@@ -469,6 +471,17 @@ def _render(t, fmt: str) -> str:
 def _export(args) -> int:
     from asr import checkpoint
     from asr.decode import BeamConfig
+
+    if (args.format or ("onnx" if args.out.endswith(".onnx") else "pt")) == "onnx":
+        if args.lm:
+            raise UsageError("an ONNX export holds the acoustic model only; decode its output with --lm in Python")
+        try:
+            import onnx, onnxruntime  # noqa: F401, E401
+        except ImportError:
+            raise UsageError('ONNX export needs onnx and onnxruntime: pip install onnx onnxruntime') from None
+        size = checkpoint.export_onnx(args.checkpoint, args.out)
+        print(f"{args.out}: {size / 1e6:.1f} MB (ONNX, opset 17; fp32)")
+        return 0
 
     try:
         decoding = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)

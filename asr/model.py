@@ -85,6 +85,11 @@ class BiLSTMCTC(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, F) features and their lengths -> (B, T', V) CTC log-probabilities and T' lengths."""
+        x, out_lengths = self.stack_frames(feats, lengths)
+        return self.from_stacked(x, out_lengths), out_lengths
+
+    def stack_frames(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, F) -> (B, T', F * stack): `stack` frames folded into each LSTM step; and T'."""
         b, t, f = feats.shape
         s = self.config.stack
         # Zero the padding: the last stacked step of an utterance may hold padded frames, and
@@ -93,11 +98,13 @@ class BiLSTMCTC(nn.Module):
         feats = feats.masked_fill(padding[..., None], 0.0)
         if t % s:  # pad time to a multiple of the stack, then fold s frames into one step
             feats = nn.functional.pad(feats, (0, 0, 0, s - t % s))
-        x = feats.reshape(b, -1, f * s)
-        out_lengths = self.output_lengths(lengths)
+        return feats.reshape(b, -1, f * s), self.output_lengths(lengths)
+
+    def from_stacked(self, x: torch.Tensor, out_lengths: torch.Tensor) -> torch.Tensor:
+        """Stacked features -> log-probabilities: the part an ONNX export holds."""
         y = self._lstm_packed(x, out_lengths) if x.is_cuda or self.force_packed else self._lstm_reversed(x, out_lengths)
         logits = self.output(self.dropout(y))
-        return logits.log_softmax(dim=-1), out_lengths
+        return logits.log_softmax(dim=-1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -92,3 +92,34 @@ def test_mismatched_config_is_a_clear_error(tmp_path):
     checkpoint.save(tmp_path / "v.pt", bad)
     with pytest.raises(CheckpointError, match="does not match"):
         checkpoint.load_recognizer(tmp_path / "v.pt")
+
+
+# -- ONNX export --------------------------------------------------------------------------------------
+
+def test_onnx_export_matches_our_emissions_at_any_batch_and_length(memorised, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from asr.cli import main
+    from asr.transcribe import emissions
+    from conftest import tone_speech
+
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(memorised.exp / "best.pt"), str(out)]) == 0
+    assert "ONNX, opset 17" in capsys.readouterr().out
+    ours, theirs = checkpoint.load_recognizer(memorised.exp / "best.pt"), checkpoint.OnnxRecognizer(out, threads=2)
+    assert theirs.vocab == ours.vocab
+    rng = np.random.default_rng(0)
+    # Speech-like lengths, 1.5 to 14 s, batched unequal (padding must not leak) and alone.
+    waves = [torch.from_numpy(np.concatenate([tone_speech(t, seed=i) for t in rng.choice(["CAB", "BAD CAB", "ACE BED"], n)]))
+             for i, n in enumerate([2, 9, 20, 5])]
+    for batch in (waves, waves[2:3], waves[:1]):
+        a, a_len = emissions(ours, batch)
+        b, b_len = theirs.emissions(batch)
+        assert torch.equal(a_len, b_len) and a.shape == b.shape
+        valid = torch.arange(a.shape[1])[None] < a_len[:, None]
+        assert (a - b).abs()[valid].max() < 1e-4
+    assert main(["export", str(memorised.exp / "best.pt"), str(out), "--lm", str(out)]) == 2
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="junk.onnx: not an ONNX model exported by asr"):
+        checkpoint.OnnxRecognizer(tmp_path / "junk.onnx")
