@@ -24,21 +24,22 @@ import numpy as np
 import soundfile as sf
 
 from asr import audio
-from asr.data import read_manifest
+from asr.data import Utterance, load_audio, read_manifest
 from asr.score import score
 from asr.text import normalize
 
 COMMAND = "pocketsphinx_continuous"
 
 
-def recognise(path: str, folder: Path) -> tuple[str | None, str | None]:
+def recognise(u: Utterance, index: int, folder: Path) -> tuple[str | None, str | None]:
     """(PocketSphinx's normalised transcript, None), or (None, one line naming the file and the
     problem). The caller prints: audio.load silences fd 2 while it decodes, in every thread."""
+    path = u.audio_filepath
     try:
-        wave = audio.load(path)
+        wave = load_audio(u)  # the file, or its segment (a manifest line with an offset)
     except audio.AudioError as e:
         return None, str(e)
-    wav = folder / f"{abs(hash(path))}.wav"
+    wav = folder / f"{index}.wav"
     sf.write(wav, np.clip(wave, -1, 1), audio.SAMPLE_RATE, subtype="PCM_16")
     run = subprocess.run([COMMAND, "-infile", str(wav), "-logfn", os.devnull], capture_output=True, text=True)
     if run.returncode != 0:
@@ -58,7 +59,7 @@ def main() -> int:
         return 1
     utts = read_manifest(args.manifest)
     with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda u: recognise(u.audio_filepath, Path(folder)), utts))
+        results = list(pool.map(lambda iu: recognise(iu[1], iu[0], Path(folder)), enumerate(utts)))
     for _, error in results:
         if error:
             print(f"peer_pocketsphinx: {error}", file=sys.stderr)
