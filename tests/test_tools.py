@@ -108,3 +108,17 @@ def test_pocketsphinx_lm_reads_the_binary_as_pocketsphinx_scores_it(tmp_path):
     (tmp_path / "not.bin").write_bytes(b"hello")
     run = _tool(ROOT / "tools" / "pocketsphinx_lm.py", tmp_path / "not.bin", tmp_path / "x.arpa")
     assert run.returncode == 1 and "not a sphinx trie LM" in run.stderr and "not.bin" in run.stderr
+
+
+@pytest.mark.slow
+def test_bench_onnx_times_both_paths_on_the_same_clips(memorised, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from asr.checkpoint import export_onnx
+
+    export_onnx(memorised.exp / "best.pt", tmp_path / "m.onnx")
+    run = _tool(ROOT / "tools" / "bench_onnx.py", "--model", memorised.exp / "best.pt", "--onnx", tmp_path / "m.onnx",
+                "--manifest", memorised.dev, "--repeat", 1)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("3 clips") and lines[1].startswith("pytorch") and lines[2].startswith("onnxruntime")
+    assert float(lines[3].rsplit(" ", 1)[1]) < 1e-4  # the largest log-probability difference
