@@ -135,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
     p.add_argument("--lexicon", help="also write the words' spellings here (lexicon-constrained decoding)")
     p.set_defaults(run=_lm_mix)
+    p = lm.add_parser("prune", help="relative-entropy pruning (SRILM's -prune): a smaller model, nearly as good")
+    p.add_argument("model", help="ARPA file (.gz too)")
+    p.add_argument("--threshold", type=float, required=True, help="e.g. 1e-8; larger prunes more")
+    p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
+    p.set_defaults(run=_lm_prune)
     p = lm.add_parser("perplexity", help="out-of-vocabulary rate and perplexity of a model on text")
     p.add_argument("model", help="ARPA file (.gz too)")
     p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
@@ -374,6 +379,22 @@ def _lm_mix(args) -> int:
     print(f"{args.out}: {sizes}; {time.monotonic() - start:.1f} s")
     if args.lexicon:
         print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
+    return 0
+
+
+def _lm_prune(args) -> int:
+    import time
+
+    from asr import lm
+
+    start = time.monotonic()
+    if args.threshold < 0:
+        raise UsageError("--threshold must be >= 0")
+    model = lm.read_arpa(args.model)
+    pruned = lm.prune_entropy(model, args.threshold)
+    pruned.write_arpa(args.out)
+    sizes = ", ".join(f"{n + 1}-grams {len(a):,} of {len(b):,}" for n, (a, b) in enumerate(zip(pruned.probs, model.probs)))
+    print(f"{args.out}: {sizes}; {time.monotonic() - start:.1f} s")
     return 0
 
 

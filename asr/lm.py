@@ -3,6 +3,7 @@
     asr lm build --text corpus.txt --order 4 --out lm.arpa [--lexicon lexicon.txt] [--prune 0 0 1 1]
     asr lm build --text corpus.txt --order 6 --units chars --out chars.arpa
     asr lm mix general.arpa.gz domain.arpa --weights 0.7 0.3 --out mixed.arpa.gz
+    asr lm prune mixed.arpa.gz --threshold 1e-8 --out small.arpa.gz
     asr lm perplexity mixed.arpa.gz --text dev.txt test.txt
 
 The text is read a line at a time (plain or .gz) and normalised as transcripts are; only the
@@ -241,6 +242,55 @@ def _set_backoffs(model: NgramModel) -> None:
             explicit = sum(model.probs[n - 1][(*context, w)] for w in words)
             below = sum(model.prob(context[1:], w) for w in words)
             backoffs[context] = max(1 - explicit, 0.0) / (1 - below) if below < 1 - 1e-12 else 1.0
+
+
+def prune_entropy(model: NgramModel, threshold: float) -> NgramModel:
+    """Relative-entropy pruning (Stolcke 1998, as SRILM's `ngram -prune`): drop each n-gram (order
+    2 and up) whose removal changes the model's distribution by less than `threshold` (the
+    Kullback-Leibler divergence it costs, weighted by its context's probability), each judged
+    against the unpruned model; then make the backoff weights anew. N-grams that a kept longer one
+    needs (its prefix and suffix) stay, as ARPA readers expect."""
+    order = model.order
+    keep = [set(model.probs[0])] + [set() for _ in range(order - 1)]
+    history: dict[tuple[str, ...], float] = {}
+
+    def p_history(h: tuple[str, ...]) -> float:
+        if h not in history:  # P(h) by the chain rule, from the sentence start where h has it
+            words = list(h[1:]) if h[0] == BOS else list(h)
+            context = [BOS] if h[0] == BOS else []
+            total = 1.0
+            for w in words:
+                total *= model.prob(context, w)
+                context.append(w)
+            history[h] = total
+        return history[h]
+
+    needed: set[tuple[str, ...]] = set()
+    for n in range(order, 1, -1):
+        followers = defaultdict(list)
+        for gram in model.probs[n - 1]:
+            followers[gram[:-1]].append(gram[-1])
+        for h, words in followers.items():
+            explicit = sum(model.probs[n - 1][(*h, w)] for w in words)  # S(h)
+            lower = sum(model.prob(h[1:], w) for w in words)  # the same words one order down
+            alpha = model.backoffs[n - 2].get(h, 1.0)
+            left = 1.0 - explicit  # mass P(.|h) gives to words without an n-gram here
+            for w in words:
+                gram = (*h, w)
+                if gram in needed:
+                    keep[n - 1].add(gram)
+                    continue
+                p, p_low = model.probs[n - 1][gram], model.prob(h[1:], w)
+                alpha_new = (left + p) / max(1.0 - lower + p_low, 1e-12)
+                divergence = -p_history(h) * (p * (math.log(alpha_new * p_low) - math.log(p))
+                                              + left * (math.log(alpha_new) - math.log(alpha)))
+                if divergence >= threshold:
+                    keep[n - 1].add(gram)
+        needed = {g for kept in keep[n - 1] for g in (kept[:-1], kept[1:])}
+    pruned = NgramModel(order, [{g: p for g, p in level.items() if g in keep[n]} for n, level in enumerate(model.probs)],
+                        [dict() for _ in range(order)])
+    _set_backoffs(pruned)
+    return pruned
 
 
 class Perplexity(NamedTuple):

@@ -227,3 +227,25 @@ def test_in_units_upper_cases_and_drops_words_decoding_cannot_spell():
     for context in _contexts(units):
         assert sum(units.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
     assert units.prob(["THE"], "CAT") == pytest.approx(model.prob(["the"], "cat"))  # kept as they were
+
+
+def test_entropy_pruning_drops_what_costs_least_and_stays_a_distribution():
+    from asr.lm import perplexity, prune_entropy
+
+    text = _sentences() + _sentences(OTHER) + _sentences(["the cat sat on the log", "a dog sat on the mat"])
+    model = build(text, 3)
+    same = prune_entropy(model, 0.0)  # nothing costs less than nothing
+    assert [len(p) for p in same.probs] == [len(p) for p in model.probs]
+    sizes, ppl = [], []
+    for threshold in (1e-4, 1e-3, 1e-2):
+        pruned = prune_entropy(model, threshold)
+        sizes.append(sum(len(p) for p in pruned.probs))
+        ppl.append(perplexity(pruned, text).perplexity)
+        words = [w for w in pruned.vocabulary if w != BOS]
+        for context in _contexts(pruned):
+            assert sum(pruned.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
+        for n in (2, 3):  # what ARPA readers look up: prefix and suffix
+            for gram in pruned.probs[n - 1]:
+                assert gram[:-1] in pruned.probs[n - 2] and gram[1:] in pruned.probs[n - 2], gram
+    assert sizes[0] > sizes[1] > sizes[2] >= len(model.probs[0])
+    assert perplexity(model, text).perplexity <= ppl[0] <= ppl[1] <= ppl[2]
