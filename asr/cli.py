@@ -351,12 +351,21 @@ def _lm_build(args) -> int:
             yield sentence
 
     model = lm.build(counted(lm.read_sentences(args.text, args.units)), args.order, args.prune)
+    _write_lm(model, args, start, f"order {args.order} from {words:,} {args.units}; ")
+    return 0
+
+
+def _write_lm(model, args, start: float, what: str = "") -> None:
+    """ARPA to --out (and the spellings to --lexicon), and a line on what was written."""
+    import time
+
+    from asr import lm
+
     model.write_arpa(args.out)
     sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
-    print(f"{args.out}: order {args.order} from {words:,} {args.units}; {sizes}; {time.monotonic() - start:.1f} s")
+    print(f"{args.out}: {what}{sizes}; {time.monotonic() - start:.1f} s")
     if args.lexicon:
         print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
-    return 0
 
 
 def _lm_mix(args) -> int:
@@ -373,12 +382,7 @@ def _lm_mix(args) -> int:
         models.append(model)
         if dropped:
             print(f"{path}: {dropped:,} words not made of letters and apostrophes left out")
-    model = lm.mix(models, args.weights)
-    model.write_arpa(args.out)
-    sizes = ", ".join(f"{n + 1}-grams {len(p):,}" for n, p in enumerate(model.probs))
-    print(f"{args.out}: {sizes}; {time.monotonic() - start:.1f} s")
-    if args.lexicon:
-        print(f"{args.lexicon}: {lm.write_lexicon(model.vocabulary, args.lexicon):,} words")
+    _write_lm(lm.mix(models, args.weights), args, start)
     return 0
 
 
