@@ -238,6 +238,8 @@ def test_folder_group_by_name_and_stable_hash_fractions(tmp_path):
     first = manifests(prepare("folder", src, tmp_path / "a", split=split))
     again = manifests(prepare("folder", src, tmp_path / "b", split=split))
     assert first == again  # a hash, not a random draw
+    assert [s.name for s in prepare("folder", src, tmp_path / "a").splits] == ["train"]  # all in train now:
+    assert not (tmp_path / "a" / "dev.jsonl").exists()  # the earlier run's dev manifest is gone
     prompts = {k: {u.audio_filepath.rsplit("/", 1)[1][:12] for u in v} for k, v in first.items()}
     assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["dev"]
     assert not prompts["dev"] & prompts["test"]

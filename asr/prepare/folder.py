@@ -145,7 +145,11 @@ def prepare(src: Path, out_dir: Path, split: FolderSplit | None = None) -> Prepa
     if not any(splits.values()):
         raise PrepareError(f"{src}: no audio file with a usable transcript")
 
-    # A split with nothing in it gets no manifest: an empty one could not be read back.
+    # A split with nothing in it gets no manifest (an empty one could not be read back), and an
+    # earlier run's is removed: it would not describe this split.
+    for name, utts in splits.items():
+        if not utts:
+            (out_dir / f"{name}.jsonl").unlink(missing_ok=True)
     result = write_splits(out_dir, {k: v for k, v in splits.items() if v}, problems)
     extras = [write_lm_text(out_dir, [u.text for u in splits["train"]], "training transcripts")]
     if changes:

@@ -1,8 +1,9 @@
 """Kaldi and ESPnet data directories, in and out, so an existing recipe's data preparation can be
 used here unchanged (and ours used there).
 
-In: `wav.scp` (`RECID PATH`, or a command ending in `|` such as `sox ... |`, `flac -c -d ... |`,
-`sph2pipe ... |`), `text` (`UTTID WORDS...`), optionally `segments` (`UTTID RECID START END`,
+In: `wav.scp` (`RECID PATH`, relative paths taken from the current folder as Kaldi's tools take
+them, so run it where the recipe runs; or a command ending in `|` such as `sox ... |`, `flac -c -d
+... |`, `sph2pipe ... |`), `text` (`UTTID WORDS...`), optionally `segments` (`UTTID RECID START END`,
 END -1 for the end of the recording) and `utt2spk` (`UTTID SPEAKER`). Without `segments` each
 recording is one utterance. A command is run only with `run_pipes` (`--run-pipes`): its output is
 read once and kept as OUT/audio/RECID.flac; without the flag, each is one reported line. Writes
