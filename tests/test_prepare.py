@@ -324,7 +324,7 @@ def kaldi_dir(root, with_pipe=False):
     (data / "wav.scp").write_text("\n".join(scp) + "\n")
     (data / "segments").write_text("spkA-rec1-000 rec1 0.00 1.25\nspkA-rec1-001 rec1 1.50 2.90\n"
                                    "spkB-rec2-000 rec2 0.30 -1\n" + ("spkB-rec3-000 rec3 0.5 1.5\n" if with_pipe else ""))
-    (data / "text").write_text("spkA-rec1-000 hello world\nspkA-rec1-001 Room 12, please.\nspkB-rec2-000 GOOD BYE\n"
+    (data / "text").write_text("spkA-rec1-000 hello [noise] world\nspkA-rec1-001 Room 12, please. <UNK>\nspkB-rec2-000 GOOD BYE\n"
                                + ("spkB-rec3-000 piped words\n" if with_pipe else ""))
     (data / "utt2spk").write_text("spkA-rec1-000 spkA\nspkA-rec1-001 spkA\nspkB-rec2-000 spkB\n"
                                   + ("spkB-rec3-000 spkB\n" if with_pipe else ""))
@@ -389,3 +389,16 @@ def test_kaldi_reports_what_it_leaves_out(tmp_path, capsys):
     assert len(read_manifest(tmp_path / "out" / "train.jsonl")) == 3
     with pytest.raises(PrepareError, match="not a Kaldi data directory"):
         prepare("kaldi", tmp_path, tmp_path / "x")
+
+
+def test_kaldi_dir_without_segments_one_utterance_per_recording(tmp_path, capsys):
+    tone(tmp_path / "a.wav", 1.0)
+    data = tmp_path / "dev"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\nb {tmp_path / 'b.wav'}\n")
+    (data / "text").write_text("a first words\nb second words\n")
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert len(err) == 1 and "wav.scp:2: b: " in err[0] and "no such file" in err[0]  # once, not again for text
+    [u] = read_manifest(tmp_path / "out" / "dev.jsonl")
+    assert (u.utt_id, u.offset, u.duration, u.text) == ("a", None, 1.0, "FIRST WORDS")

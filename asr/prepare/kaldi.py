@@ -3,7 +3,8 @@ used here unchanged (and ours used there).
 
 In: `wav.scp` (`RECID PATH`, relative paths taken from the current folder as Kaldi's tools take
 them, so run it where the recipe runs; or a command ending in `|` such as `sox ... |`, `flac -c -d
-... |`, `sph2pipe ... |`), `text` (`UTTID WORDS...`), optionally `segments` (`UTTID RECID START END`,
+... |`, `sph2pipe ... |`), `text` (`UTTID WORDS...`; markers such as `<UNK>` or `[NOISE]` are not words
+and are dropped), optionally `segments` (`UTTID RECID START END`,
 END -1 for the end of the recording) and `utt2spk` (`UTTID SPEAKER`). Without `segments` each
 recording is one utterance. A command is run only with `run_pipes` (`--run-pipes`): its output is
 read once and kept as OUT/audio/RECID.flac; without the flag, each is one reported line. Writes
@@ -46,8 +47,8 @@ def prepare(src: Path, out_dir: Path, run_pipes: bool = False) -> PrepareResult:
                 segments[utt_id] = (rec, float(start), float(end), where)
             except ValueError:
                 problems.append(f"{where}: expected 'UTTID RECID START END', left out")
-    else:  # each recording is its own utterance
-        segments = {rec: (rec, None, None, f"{src / 'wav.scp'}") for rec in recordings}
+    else:  # each recording is its own utterance (an unreadable one is reported once, in wav.scp)
+        segments = {rec: (rec, None, None, f"{src / 'wav.scp'}") for rec in recordings.keys() | unreadable}
 
     utts = []
     for utt_id in sorted(texts.keys() | segments.keys()):
@@ -63,7 +64,7 @@ def prepare(src: Path, out_dir: Path, run_pipes: bool = False) -> PrepareResult:
                 problems.append(f"{where}: {utt_id}: recording {rec} is not in wav.scp, left out")
             continue
         path, seconds = recordings[rec]
-        text = normalize(texts[utt_id])
+        text = normalize(" ".join(w for w in texts[utt_id].split() if not _MARKER.fullmatch(w)))
         if not text:
             problems.append(f"{src / 'text'}: {utt_id}: no words in {texts[utt_id]!r}, left out")
             continue
@@ -78,6 +79,10 @@ def prepare(src: Path, out_dir: Path, run_pipes: bool = False) -> PrepareResult:
     if not utts:
         raise PrepareError(f"{src}: no utterance with both audio and a transcript" + (f" ({problems[0]})" if problems else ""))
     return write_splits(out_dir, {src.resolve().name: utts}, problems)
+
+
+# Kaldi's non-speech markers, a whole word each: <UNK>, <sil>, [NOISE], [laughter]. Not words.
+_MARKER = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")
 
 
 def _recordings(wav_scp: Path, audio_dir: Path, run_pipes: bool, problems: list[str]):
