@@ -128,7 +128,13 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainRes
     """Train `config` into `out_dir`; under torchrun, as one rank of DistributedDataParallel."""
     ddp = _start_distributed(config.train.device)
     try:
-        return _Trainer(config, Path(out_dir), resume, ddp).run()
+        result = _Trainer(config, Path(out_dir), resume, ddp).run()
+        if ddp.world_size > 1:
+            # Every rank done before any tears the group down: rank 0 holds the rendezvous
+            # store, and a rank still shutting down when it goes aborts ("terminate called
+            # without an active exception", seen on a loaded machine).
+            dist.barrier()
+        return result
     finally:
         if ddp.world_size > 1:
             dist.destroy_process_group()
