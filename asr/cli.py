@@ -222,12 +222,15 @@ def _decoder(args, recognizer):
 
 
 def _model(args):
-    """The Model the command's --model, --device and decoding options ask for."""
-    from asr.checkpoint import load_recognizer, resolve_device
-    from asr.transcribe import Model
+    """The Model the command's --model, --device and decoding options ask for: the API's load_model."""
+    from asr.transcribe import load_model
 
-    recognizer = load_recognizer(args.model, resolve_device(args.device))
-    return Model(recognizer, _decoder(args, recognizer))
+    try:
+        return load_model(args.model, args.device, lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight,
+                          word_score=args.word_score, beam=args.beam, beam_threshold=args.beam_threshold,
+                          greedy=args.greedy, decode_workers=args.decode_workers)
+    except ValueError as e:
+        raise UsageError(f"decoding options: {e}") from None
 
 
 def _prepare(args) -> int:
