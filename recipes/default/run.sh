@@ -8,15 +8,16 @@
 # FSDD's theo. Tests: AN4 test (10 unseen speakers), the LibriSpeech samples (2 unseen speakers),
 # Cathy's test prompts (her other prompts are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
-#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR] ...
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR] [--prune T] ...
 set -euo pipefail
 shared=../shared/data
 synth=""       # a folder of synthetic speech (tools/synthesize.py) to train on too; off by default
 general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
+prune=1e-7     # relative-entropy pruning of the mixture: 112 MB of ARPA -> 20 MB (recipes/default/ablation.md)
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;;
+    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;; --prune) prune=$2; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -68,7 +69,8 @@ if in_range 2; then
   [ -f "$exp_dir/en-us.arpa.gz" ] || run python tools/pocketsphinx_lm.py --out "$exp_dir/en-us.arpa.gz"
   run asr lm build --text "$data_dir/lm_text.txt" --order "$lm_order" --out "$exp_dir/domain.arpa"
   run asr lm mix "$exp_dir/en-us.arpa.gz" "$exp_dir/domain.arpa" \
-    --weights "$general_weight" "$(python -c "print(1 - $general_weight)")" --out "$exp_dir/lm.arpa"
+    --weights "$general_weight" "$(python -c "print(1 - $general_weight)")" --out "$exp_dir/lm_mix.arpa"
+  run asr lm prune "$exp_dir/lm_mix.arpa" --threshold "$prune" --out "$exp_dir/lm.arpa"  # what stages 4 and 6 use
   for set in $dev_sets $test_sets; do
     python -c "import json, sys; [print(json.loads(line)['text']) for line in sys.stdin]" \
       < "$data_dir/$set.jsonl" > "$exp_dir/text_$set.txt"
