@@ -5,11 +5,12 @@
 #   1  manifests (asr prepare; the corpus's LM text beside them)
 #   2  the language model: $data_dir/lm_file if a download put one there, else asr lm build
 #   3  training: torchrun on --nproc GPUs, or one process (`--resume DIR`: a re-run continues)
-#   4  greedy and beam + LM decoding of every dev and test set, LM weights tuned on the first dev set
+#   4  greedy and beam + LM decoding of every dev and test set, LM weights tuned on $tune_set
+#      (default: the first dev set, the one that also picks the best epoch)
 #   5  RESULTS.md (tools/results.py): table, exact commands, model size, time, hardware, curve
 #
 # Options: --stage N --stop-stage M --src DIR --data-dir DIR --exp-dir DIR --nproc N --config YAML
-#          --train-sets "..." --dev-sets "..." --test-sets "..." --lm FILE --set "k=v ..." --results FILE
+#          --train-sets "..." --dev-sets "..." --test-sets "..." --tune-set NAME --lm FILE --set "k=v ..." --results FILE
 #
 # Defaults a corpus need not set (its run.sh sets the rest: corpus, src, data_dir, exp_dir,
 # config, lm_order, lm_weights, word_scores, results, title):
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
     --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --data-dir) data_dir=$2 ;; --exp-dir) exp_dir=$2 ;;
     --nproc) nproc=$2 ;; --config) config=$2 ;; --src) src=$2 ;; --train-sets) train_sets=$2 ;;
     --dev-sets) dev_sets=$2 ;; --test-sets) test_sets=$2 ;; --lm) lm=$2 ;; --set) overrides=$2 ;;
-    --results) results=$2 ;;
+    --results) results=$2 ;; --tune-set) tune_set=$2 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -64,7 +65,7 @@ stages() {
   if in_range 4; then
     log "stage 4: decoding"
     mkdir -p "$exp_dir/decode"
-    run asr tune-lm --model "$model" --manifest "$data_dir/$first_dev.jsonl" --lm "$lm_file" \
+    run asr tune-lm --model "$model" --manifest "$data_dir/${tune_set:-$first_dev}.jsonl" --lm "$lm_file" \
       --lm-weights $lm_weights --word-scores $word_scores | tee "$exp_dir/decode/tune.txt"
     local weights
     weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: (--lm-weight [^ ]+ --word-score [^:]+):.*/\1/')

@@ -1,5 +1,6 @@
 """The tools under tools/ run and print what their docs promise."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,29 @@ def test_results_puts_our_test_figures_beside_the_an4_peers(memorised, tmp_path)
     table = lines[lines.index("| system | WER | CER | source |"):]
     assert "| ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md) | 7.4 | 3.6 | published |" in table
     assert "| ours, greedy | 12.34% | 5.67% | this run |" in table and "| ours, beam + LM | 7.10% | 3.50% | this run |" in table
+
+
+def test_results_puts_other_systems_reports_in_columns_beside_ours(memorised, tmp_path):
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(memorised.exp, exp)
+    (exp / "decode").mkdir()
+    for kind in ("greedy", "lm"):
+        (exp / "decode" / f"{kind}_test.txt").write_text("WER 30.00% CER 15.00% (10 utterances)\n")
+    # a peer tool's report keeps its scores under "score"; `asr evaluate --report` at the top
+    (tmp_path / "ps_test.json").write_text(json.dumps({"score": {"wer": 50.714, "cer": 40.971}, "utterances": []}))
+    (tmp_path / "old_test.json").write_text(json.dumps({"wer": 92.0, "cer": 61.5, "utterances": []}))
+    run = _tool(ROOT / "tools" / "results.py", exp, "--sets", "test", "dev", "--title", "T", "--out", tmp_path / "R.md",
+                "--column", f"PocketSphinx={tmp_path}/ps_{{set}}.json", "--column", f"before={tmp_path}/old_{{set}}.json")
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "R.md").read_text().splitlines()
+    assert "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER | PocketSphinx WER / CER | before WER / CER |" in lines
+    assert "| test | 30.00% | 15.00% | 30.00% | 15.00% | 50.71% / 40.97% | 92.00% / 61.50% |" in lines
+    assert "| dev | n/a | n/a | n/a | n/a | n/a | n/a |" in lines
+    bad = _tool(ROOT / "tools" / "results.py", exp, "--sets", "test", "--title", "T", "--out", tmp_path / "R.md",
+                "--column", "PocketSphinx")
+    assert bad.returncode == 2 and "LABEL=PATTERN" in bad.stderr
 
 
 @pytest.mark.skipif(not shutil.which("flite"), reason="flite is not installed (apt-get install flite)")

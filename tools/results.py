@@ -47,15 +47,22 @@ def main() -> int:
     parser.add_argument("--curve", action="store_true", help="draw the training curve next to --out")
     parser.add_argument("--peers", choices=["librispeech", "an4"], help="add the peers' figures on this corpus")
     parser.add_argument("--notes", type=Path, help="a Markdown file to include after the figures (e.g. an ablation)")
+    parser.add_argument("--column", action="append", default=[], metavar="LABEL=PATTERN",
+                        help="another system's WER / CER beside ours, from the JSON reports PATTERN names with {set} "
+                        "for the set (`asr evaluate --report`, tools/peer_pocketsphinx.py --report); repeatable")
     args = parser.parse_args()
     exp = args.exp
 
+    columns = [c.split("=", 1) for c in args.column]
+    if any(len(c) != 2 or "{set}" not in c[1] for c in columns):
+        parser.error("--column takes LABEL=PATTERN, the pattern with {set} in it")
     rows = []
     for s in args.sets:
         row = [s]
         for kind in ("greedy", "lm"):
             found = _final(exp / "decode" / f"{kind}_{s}.txt")
             row += [f"{found[0]}%", f"{found[1]}%"] if found else ["n/a", "n/a"]
+        row += [_report_score(Path(pattern.format(set=s))) for _, pattern in columns]
         rows.append(row)
     tuned = _last_line(exp / "decode" / "tune.txt")
     checkpoint = torch.load(exp / "best.pt", map_location="cpu", weights_only=True)
@@ -68,9 +75,11 @@ def main() -> int:
 
     lines = [f"# {args.title}: results", "",
              f"Written by `python tools/results.py {shlex.join(sys.argv[1:])}` from `{exp}`.", "",
-             "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER |", "|---|---:|---:|---:|---:|"]
+             "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER |"
+             + "".join(f" {label} WER / CER |" for label, _ in columns),
+             "|---|---:|---:|---:|---:|" + "---:|" * len(columns)]
     lines += [f"| {' | '.join(r)} |" for r in rows]
-    lines += ["", f"LM weights (tuned on the first dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
+    lines += ["", f"LM weights (tuned by the `asr tune-lm` command below, on a dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
               f"Model: BiLSTM {model['layers']} × {model['hidden']} per direction, {model['stack']} stacked frames, "
               f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}).",
               f"Training: {len(epochs)} epochs logged, {seconds / 60:.1f} minutes of training wall time.",
@@ -104,6 +113,15 @@ def _final(path: Path):
     line = _last_line(path)
     m = FINAL.search(line or "")
     return m.groups() if m else None
+
+
+def _report_score(path: Path) -> str:
+    """'WER / CER' from a JSON report: `asr evaluate --report` has them at the top, the peer tools under "score"."""
+    if not path.exists():
+        return "n/a"
+    report = json.loads(path.read_text(encoding="utf-8"))
+    score = report.get("score", report)
+    return f"{score['wer']:.2f}% / {score['cer']:.2f}%"
 
 
 def _last_line(path: Path) -> str | None:
