@@ -103,6 +103,16 @@ def test_synthesize_writes_a_folder_that_prepare_folder_reads(tmp_path):
     result = prepare("folder", tmp_path / "synth", tmp_path / "out")
     texts = sorted(u.text for s in result.splits for u in read_manifest(s.manifest))
     assert texts == ["PLEASE HOLD THE LINE", "PRESS TWO FOR SALES", "THE LINE IS BUSY"] and not result.problems
+    # dev and test sentences, and the shortest, can be left out of the text
+    (tmp_path / "test.jsonl").write_text(json.dumps({"audio_filepath": "t.wav", "duration": 1.0,
+                                                     "text": "press two for sales"}) + "\n")
+    (tmp_path / "text.txt").write_text((tmp_path / "text.txt").read_text() + "Hold on.\n")
+    run = _tool(ROOT / "tools" / "synthesize.py", "--text", tmp_path / "text.txt", "--out", tmp_path / "kept",
+                "--voices", "flite:kal16", "--min-words", 3, "--exclude", tmp_path / "test.jsonl")
+    assert run.returncode == 0, run.stderr
+    assert "2 sentences in 1 voices (0 failed)" in run.stdout
+    spoken = sorted(p.read_text().strip() for p in (tmp_path / "kept").rglob("*.txt"))
+    assert spoken == ["Please hold the line.", "The line is busy."]
     run = _tool(ROOT / "tools" / "synthesize.py", "--text", tmp_path / "text.txt", "--out", tmp_path / "x",
                 "--voices", "festival:kal")
     assert run.returncode == 1 and "expected flite:NAME" in run.stderr

@@ -1,6 +1,7 @@
 """Synthetic speech from training text, as a folder `asr prepare folder` reads (NAME.wav + NAME.txt).
 
-    python tools/synthesize.py --text data/default/lm_text.txt --out data/synth --sentences 2000 \
+    python tools/synthesize.py --text data/default/lm_text.txt --out data/synth --sentences 1500 \
+        --min-words 3 --exclude data/default/*_dev.jsonl data/default/*_test.jsonl \
         --voices flite:awb flite:rms flite:slt flite:kal16 espeak:en-us espeak:en-us+f3 piper:joe
 
 An experiment, not a given: synthetic voices help a model hear people only if a dev set of real,
@@ -37,10 +38,18 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=0, help="this many, drawn at random (0: all)")
     parser.add_argument("--rate", type=float, nargs=2, default=[0.85, 1.15], help="speaking-rate range")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="MANIFEST",
+                        help="leave out every sentence that is, once normalised, a transcript of these (dev, test)")
+    parser.add_argument("--min-words", type=int, default=1, help="leave out sentences shorter than this")
     args = parser.parse_args()
 
+    from asr.data import read_manifest
+    from asr.text import normalize
+
+    held_out = {normalize(u.text) for m in args.exclude for u in read_manifest(m)}
     sentences = [line.strip() for path in args.text for line in Path(path).read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
+                 if len(line.split()) >= max(args.min_words, 1)]
+    sentences = [s for s in sentences if normalize(s) not in held_out]
     rng = random.Random(args.seed)
     if args.sentences:
         sentences = rng.sample(sentences, min(args.sentences, len(sentences)))
