@@ -10,16 +10,17 @@
 # speakers), the LibriSpeech samples (2 unseen speakers), Cathy's test prompts (her other prompts
 # are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
-#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR] [--prune T] ...
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR [--synth-sentences N]] [--prune T] ...
 set -euo pipefail
 shared=../shared/data
-synth=""       # a folder of synthetic speech (tools/synthesize.py) to train on too; off by default
+synth=""       # a folder of synthetic speech to train on too (off by default); stage 1 makes it if missing
+synth_sentences=1500  # how many training sentences it speaks when it makes it
 general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
 prune=1e-7     # relative-entropy pruning of the mixture: 112 MB of ARPA -> 20 MB (recipes/default/ablation.md)
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;; --prune) prune=$2; shift 2 ;;
+    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --synth-sentences) synth_sentences=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;; --prune) prune=$2; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -53,6 +54,15 @@ if in_range 1; then
   run asr prepare librispeech "$shared/librispeech/LibriSpeech" "$data_dir/libri"
   corpora="an4 lj fsdd cathy asterisk silver"
   if [ -n "$synth" ]; then
+    if [ ! -d "$synth" ]; then
+      # The ablation's set (recipes/default/ablation.md): 1,500 training sentences of 3+ words, none
+      # a dev or test transcript, in 10 voice slots; about 5 minutes here.
+      for c in $corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/synth_text.txt"
+      run python tools/synthesize.py --text "$data_dir/synth_text.txt" --out "$synth" --sentences "$synth_sentences" \
+        --min-words 3 --exclude "$data_dir"/{an4,fsdd,cathy,lj}/{dev,test}.jsonl "$data_dir"/libri/{dev-clean-2,test-clean}.jsonl \
+        --voices flite:awb flite:rms flite:slt flite:kal16 espeak:en-us espeak:en-us+f3 espeak:en-gb-scotland \
+        espeak:en-us+m3 piper:joe piper:joe
+    fi
     run asr prepare folder "$synth" "$data_dir/synth"
     corpora="$corpora synth"
   fi
