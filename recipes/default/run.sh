@@ -56,12 +56,15 @@ if in_range 1; then
   if [ -n "$synth" ]; then
     if [ ! -d "$synth" ]; then
       # The ablation's set (recipes/default/ablation.md): 1,500 training sentences of 3+ words, none
-      # a dev or test transcript, in 10 voice slots; about 5 minutes here.
-      for c in $corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/synth_text.txt"
-      run python tools/synthesize.py --text "$data_dir/synth_text.txt" --out "$synth" --sentences "$synth_sentences" \
+      # a dev or test transcript, in 10 voice slots; about 5 minutes here. Made beside DIR and then
+      # moved into place, so that a run cut off half way is not taken for a finished set next time.
+      rm -rf "$synth.part"
+      run python tools/synthesize.py --text $(for c in $corpora; do echo "$data_dir/$c/lm_text.txt"; done) \
+        --out "$synth.part" --sentences "$synth_sentences" \
         --min-words 3 --exclude "$data_dir"/{an4,fsdd,cathy,lj}/{dev,test}.jsonl "$data_dir"/libri/{dev-clean-2,test-clean}.jsonl \
         --voices flite:awb flite:rms flite:slt flite:kal16 espeak:en-us espeak:en-us+f3 espeak:en-gb-scotland \
         espeak:en-us+m3 piper:joe piper:joe
+      mv "$synth.part" "$synth"
     fi
     run asr prepare folder "$synth" "$data_dir/synth"
     corpora="$corpora synth"
