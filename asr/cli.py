@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     lm = p.add_subparsers(dest="lm_command", required=True)
     p = lm.add_parser("build", help="estimate an interpolated modified Kneser-Ney model; write ARPA")
     p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
-    p.add_argument("--order", type=int, default=4)
+    p.add_argument("--order", type=int, default=4, help="n-gram order (the decoder's KenLM loads up to 6)")
     p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
     p.add_argument("--units", choices=["words", "chars"], default="words",
                    help="chars: letters and '|', for lexicon-free decoding")

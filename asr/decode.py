@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import math
 import multiprocessing
+import re
 import os
 import shutil
 import tempfile
@@ -112,6 +113,10 @@ class BeamDecoder:
                 with quiet_stderr():  # KenLM draws a progress bar there while it reads
                     self.lm = KenLM(str(lm_path), word_dict)
             except Exception as e:  # KenLM's own parse errors
+                too_long = re.search(r"counts\.size\(\) > (\d+)", str(e))
+                if too_long:  # KENLM_MAX_ORDER, fixed when flashlight-text was built
+                    raise DecodeError(f"{config.lm}: order above {too_long[1]}, the most the decoder's KenLM "
+                                      f"loads: build it with --order {too_long[1]} or less") from None
                 raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(str(e).split())[:200]})") from None
         self._decoder = self._build(config)
 

@@ -119,6 +119,10 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
         BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "nope.arpa")))
     with pytest.raises(DecodeError, match="nope.txt: not a usable lexicon"):
         BeamDecoder(vocab, BeamConfig(lm=plain, lexicon=str(tmp_path / "nope.txt")))
+    # A valid ARPA file of an order the decoder's KenLM was not built for: said so, with the fix
+    long = _lm(tmp_path, CAT_TEXT * 3, units="chars", order=7, name="long.arpa")
+    with pytest.raises(DecodeError, match=r"order above 6, the most the decoder's KenLM loads: build it with --order 6"):
+        BeamDecoder(vocab, BeamConfig(lm=long))
 
 
 
