@@ -7,8 +7,8 @@ import dataclasses
 import gzip
 import math
 import multiprocessing
-import re
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
