@@ -147,6 +147,12 @@ def _start_distributed(device_name: str) -> Distributed:
         return Distributed(0, 0, 1, device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        # Checked on every rank: were only the ranks without a GPU to stop, the rest would wait in
+        # the process group's rendezvous until its timeout.
+        per_node, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)), torch.cuda.device_count()
+        if per_node > gpus:
+            raise ConfigError(f"torchrun started {per_node} processes on this node, which has {gpus} CUDA GPU(s): "
+                              f"one process per GPU (--nproc_per_node={gpus}), or train.device=cpu")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
