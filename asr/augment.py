@@ -1,5 +1,6 @@
 """Training-time augmentation: speed perturbation and additive noise on the waveform (in the
-data loader), SpecAugment on the normalised features (on the training device).
+data loader); vocal tract length perturbation and SpecAugment on the normalised features (on the
+training device).
 
 Waveform draws come from a generator seeded by (seed, epoch, utterance): whichever worker,
 rank or resumed run loads an utterance, it gets the same speed, noise file, offset and SNR.
@@ -7,6 +8,7 @@ rank or resumed run loads an utterance, it gets the same speed, noise file, offs
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ import torchaudio
 from torch import nn
 
 from asr import audio
+from asr.features import FeatureConfig
 
 
 @dataclass
@@ -29,6 +32,9 @@ class AugmentConfig:
     time_masks: int = 0
     time_width: int = 40  # widest time mask, in frames
     time_ratio: float = 0.2  # ... and never wider than this fraction of the batch's frames
+    # Vocal tract length perturbation (Jaitly & Hinton 2013): each utterance's frequency axis
+    # stretched by a factor drawn uniformly from [1 - vtlp, 1 + vtlp]; they used 0.1
+    vtlp: float = 0.0
     # Speed perturbation (Ko et al. 2015): each utterance played at a speed drawn from the list
     speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
     # Additive noise: a random stretch of a random file under noise_dir, at an SNR drawn
@@ -40,6 +46,8 @@ class AugmentConfig:
     def __post_init__(self):
         if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
             raise ValueError("mask counts and widths must not be negative")
+        if not (_number(self.vtlp) and 0 <= self.vtlp < 0.5):
+            raise ValueError(f"vtlp must be in [0, 0.5), got {self.vtlp}")
         if not 0 < self.time_ratio <= 1:
             raise ValueError(f"time_ratio must be in (0, 1], got {self.time_ratio}")
         if not all(_number(s) and 0.5 <= s <= 2 for s in self.speed_perturb):
@@ -78,6 +86,53 @@ class SpecAugment(nn.Module):
         for _ in range(self.config.time_masks):
             x = self.time(x)
         return x.squeeze(1).transpose(1, 2)
+
+
+class VTLP(nn.Module):
+    """Vocal tract length perturbation on log-mel features (B, T, n_mels), a new factor per
+    utterance: frequency f is heard at alpha * f up to a knee, and the band above it is mapped
+    linearly onto what is left below Nyquist (Jaitly & Hinton's piecewise-linear warp). Done by
+    reading each mel bin from its source position between bins, on the normalised features: the
+    per-bin statistics change slowly from bin to bin, and it spares a filterbank per utterance."""
+
+    def __init__(self, amount: float, features: FeatureConfig):
+        super().__init__()
+        self.amount = amount
+        self.nyquist = features.sample_rate / 2
+        self.knee = 0.3 * features.sample_rate  # 4.8 kHz at 16 kHz, as in the paper
+        # The mel filterbank's centres, evenly spaced in mel (Slaney's scale, as features.LogMel)
+        mels = torch.linspace(0.0, float(_hz_to_mel(torch.tensor(self.nyquist))), features.n_mels + 2,
+                              dtype=torch.float64)
+        self.register_buffer("centres", mels[1:-1], persistent=False)
+
+    def source_bins(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Warp factors (B,) -> the fractional mel bin (B, n_mels) that each output bin reads."""
+        out_hz = _mel_to_hz(self.centres)[None, :]
+        a = alpha.to(torch.float64)[:, None]
+        knee = self.knee * a.clamp(max=1.0)  # where the warp bends, in output frequency
+        upper = self.nyquist - (self.nyquist - out_hz) * (self.nyquist - knee / a) / (self.nyquist - knee)
+        src_hz = torch.where(out_hz <= knee, out_hz / a, upper)
+        step = self.centres[1] - self.centres[0]
+        return ((_hz_to_mel(src_hz) - self.centres[0]) / step).clamp(0, len(self.centres) - 1)
+
+    def forward(self, feats: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        if alpha is None:  # the global generator, like SpecAugment's: saved with the run, resumed exactly
+            alpha = 1 + self.amount * (2 * torch.rand(feats.shape[0], device=feats.device) - 1)
+        pos = self.source_bins(alpha).to(feats.dtype)
+        low = pos.floor().long().clamp(max=feats.shape[2] - 2)
+        frac = (pos - low)[:, None, :]
+        index = low[:, None, :].expand(-1, feats.shape[1], -1)
+        below, above = feats.gather(2, index), feats.gather(2, index + 1)
+        return below + (above - below) * frac
+
+
+def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """Slaney's mel scale (torchaudio's mel_scale="slaney"): linear to 1 kHz, logarithmic above."""
+    return torch.where(hz < 1000, hz * 3 / 200, 15 + 27 * torch.log(hz.clamp(min=1e-10) / 1000) / math.log(6.4))
+
+
+def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return torch.where(mel < 15, mel * 200 / 3, 1000 * torch.exp((mel - 15) * math.log(6.4) / 27))
 
 
 class WaveAugment:

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from asr import audio, checkpoint
 from asr.checkpoint import resolve_device
-from asr.augment import SpecAugment, WaveAugment
+from asr.augment import VTLP, SpecAugment, WaveAugment
 from asr.config import Config, ConfigError, to_dict
 from asr.data import (AudioDataset, BucketBatchSampler, ManifestError, Utterance, collate, first_of, load_audio,
                       parse_manifest)
@@ -196,6 +196,7 @@ class _Trainer:
         self.model.to(self.device)  # before the optimizer exists, so that its state lives there too
         torch.manual_seed(cfg.seed + ddp.rank)  # dropout and masks differ between ranks
         self.spec_augment = SpecAugment(config.augment) if config.augment.spec_augment else None
+        self.vtlp = VTLP(config.augment.vtlp, config.features).to(self.device) if config.augment.vtlp else None
         self.amp_dtype, self.precision = _precision(cfg.precision, self.device)
         # A gradient scaler with bf16 too: under CUDA autocast, PyTorch runs cuDNN RNNs in fp16
         # whatever the autocast dtype (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so
@@ -308,6 +309,8 @@ class _Trainer:
         targets = batch.targets.to(device, non_blocking=True)
         target_lengths = batch.target_lengths.to(device, non_blocking=True)
         feats, frames = self.features(waves, batch.wave_lengths)  # lengths stay on the CPU: no waiting
+        if self.vtlp is not None:
+            feats = self.vtlp(feats)
         if self.spec_augment is not None:
             feats = self.spec_augment(feats)
         autocast = torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()

@@ -3,9 +3,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.augment import AugmentConfig, SpecAugment, WaveAugment, add_noise
+from asr.augment import VTLP, AugmentConfig, SpecAugment, WaveAugment, add_noise
 from asr.config import ConfigError, load_config
 from asr.data import AudioDataset, BucketBatchSampler, Utterance
+from asr.features import FeatureConfig, LogMel
 from asr.text import Vocabulary
 
 
@@ -18,6 +19,39 @@ def test_spec_augment_masks_some_values_only():
     assert masked.any() and masked.float().mean() < 0.5
     assert torch.equal(out[~masked], feats[~masked])
     assert not AugmentConfig().spec_augment and not AugmentConfig().wave_augment
+
+
+def _peak_hz(feats: torch.Tensor) -> float:
+    """The frequency of the loudest mel bin, by the filterbank's centres (Slaney's scale)."""
+    from asr.augment import _mel_to_hz
+    centres = _mel_to_hz(VTLP(0.1, FeatureConfig()).centres)
+    return float(centres[feats.mean(1)[0].argmax()])
+
+
+@pytest.mark.parametrize("hz", [700.0, 2000.0])
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+def test_vtlp_moves_a_tone_to_alpha_times_its_frequency(hz, alpha):
+    features = LogMel(FeatureConfig())
+    t = torch.arange(16000) / 16000
+    feats = features.raw(torch.sin(2 * torch.pi * hz * t)[None])  # a steady tone: CMN would flatten it
+    warped = VTLP(0.1, FeatureConfig())(feats, torch.tensor([alpha]))
+    assert _peak_hz(feats) == pytest.approx(hz, rel=0.04)  # one mel bin: ~3% wide here
+    assert _peak_hz(warped) == pytest.approx(alpha * hz, rel=0.04)
+    assert warped.shape == feats.shape
+
+
+def test_vtlp_of_one_is_the_identity_and_draws_follow_the_seed():
+    feats = torch.randn(3, 50, 80)
+    vtlp = VTLP(0.1, FeatureConfig())
+    assert torch.allclose(vtlp(feats, torch.ones(3)), feats)
+    torch.manual_seed(1)
+    a = vtlp(feats)
+    torch.manual_seed(1)
+    assert torch.equal(a, vtlp(feats))
+    assert not torch.allclose(a, feats)
+    # Nothing is read from outside the band: the top and bottom bins stay in range for any factor
+    bins = vtlp.source_bins(torch.tensor([0.9, 1.0, 1.1]))
+    assert bins.min() >= 0 and bins.max() <= 79 and (bins.diff(dim=1) > 0).all()
 
 
 def _one_second(tmp_path):
@@ -71,6 +105,8 @@ def test_bad_augment_configs_are_refused(tmp_path):
         load_config(None, ["augment.speed_perturb=[3.0]"])
     with pytest.raises(ConfigError, match="noise_snr"):
         load_config(None, ["augment.noise_snr=[20, 5]"])
+    with pytest.raises(ConfigError, match="vtlp"):
+        load_config(None, ["augment.vtlp=0.7"])
     with pytest.raises(ValueError, match="no audio files"):
         WaveAugment(AugmentConfig(noise_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="not a directory"):

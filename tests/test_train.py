@@ -160,11 +160,11 @@ def test_audio_that_goes_bad_during_training_is_skipped_not_fatal(tmp_path, tone
 # -- exact resume, preemption, distributed ---------------------------------------------------------
 
 
-# Every random draw in play: dropout, SpecAugment, speed perturbation.
+# Every random draw in play: dropout, VTLP, SpecAugment, speed perturbation.
 # Bit-equal reruns need the CPU: CUDA's LSTM and CTC kernels are not deterministic (seen on an H100).
 EXACT = ["train.device=cpu", "model.dropout=0.2", "model.layers=2", "augment.freq_masks=1",
-         "augment.time_masks=1", "augment.time_width=5", "augment.speed_perturb=[0.9,1.0,1.1]", "train.batch_seconds=4",
-         "train.log_every=1"]
+         "augment.time_masks=1", "augment.time_width=5", "augment.vtlp=0.1", "augment.speed_perturb=[0.9,1.0,1.1]",
+         "train.batch_seconds=4", "train.log_every=1"]
 
 
 def _config(manifest: Path, overrides=()):
