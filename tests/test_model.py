@@ -36,6 +36,19 @@ def test_size_follows_config():
     assert count_parameters(BiLSTMCTC(ModelConfig(hidden=h, layers=5, stack=stack), 80, vocab)) == expected
 
 
+def test_forget_bias_shifts_only_the_forget_gates():
+    torch.manual_seed(0)
+    plain = BiLSTMCTC(ModelConfig(hidden=16, layers=2, dropout=0.0), 80, 29)
+    torch.manual_seed(0)
+    shifted = BiLSTMCTC(ModelConfig(hidden=16, layers=2, dropout=0.0, forget_bias=1.0), 80, 29)
+    gates = torch.arange(64) // 16  # input, forget, cell, output: 16 units each
+    for (name, a), (_, b) in zip(plain.named_parameters(), shifted.named_parameters()):
+        expected = a + (gates == 1).float() if name.startswith("lstm.bias_ih") else a
+        torch.testing.assert_close(b, expected, rtol=0, atol=1e-6)
+    names = [n for n, _ in plain.named_parameters() if n.startswith("lstm.bias_ih")]
+    assert len(names) == 4  # both layers, both directions
+
+
 def test_cpu_path_equals_packed_path_forward_and_backward():
     """The CPU path (per-utterance reversal over a padded batch) computes the same function,
     with the same weights, as cuDNN-style packed sequences: same outputs, same gradients."""
