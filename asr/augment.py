@@ -104,10 +104,11 @@ class VTLP(nn.Module):
         mels = torch.linspace(0.0, float(_hz_to_mel(torch.tensor(self.nyquist))), features.n_mels + 2,
                               dtype=torch.float64)
         self.register_buffer("centres", mels[1:-1], persistent=False)
+        self.register_buffer("centres_hz", _mel_to_hz(mels[1:-1]), persistent=False)
 
     def source_bins(self, alpha: torch.Tensor) -> torch.Tensor:
         """Warp factors (B,) -> the fractional mel bin (B, n_mels) that each output bin reads."""
-        out_hz = _mel_to_hz(self.centres)[None, :]
+        out_hz = self.centres_hz[None, :]
         a = alpha.to(torch.float64)[:, None]
         knee = self.knee * a.clamp(max=1.0)  # where the warp bends, in output frequency
         upper = self.nyquist - (self.nyquist - out_hz) * (self.nyquist - knee / a) / (self.nyquist - knee)
