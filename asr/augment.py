@@ -100,11 +100,11 @@ class VTLP(nn.Module):
         self.amount = amount
         self.nyquist = features.sample_rate / 2
         self.knee = 0.3 * features.sample_rate  # 4.8 kHz at 16 kHz, as in the paper
-        # The mel filterbank's centres, evenly spaced in mel (Slaney's scale, as features.LogMel)
-        mels = torch.linspace(0.0, float(_hz_to_mel(torch.tensor(self.nyquist))), features.n_mels + 2,
-                              dtype=torch.float64)
-        self.register_buffer("centres", mels[1:-1], persistent=False)
-        self.register_buffer("centres_hz", _mel_to_hz(mels[1:-1]), persistent=False)
+        # The mel filterbank's centres, evenly spaced in mel from 0 (Slaney's scale, as features.LogMel):
+        # centre k sits at (k + 1) * mel_step
+        self.mel_step = float(_hz_to_mel(torch.tensor(self.nyquist, dtype=torch.float64))) / (features.n_mels + 1)
+        centres = torch.arange(1, features.n_mels + 1, dtype=torch.float64) * self.mel_step
+        self.register_buffer("centres_hz", _mel_to_hz(centres), persistent=False)
 
     def source_bins(self, alpha: torch.Tensor) -> torch.Tensor:
         """Warp factors (B,) -> the fractional mel bin (B, n_mels) that each output bin reads."""
@@ -113,8 +113,7 @@ class VTLP(nn.Module):
         knee = self.knee * a.clamp(max=1.0)  # where the warp bends, in output frequency
         upper = self.nyquist - (self.nyquist - out_hz) * (self.nyquist - knee / a) / (self.nyquist - knee)
         src_hz = torch.where(out_hz <= knee, out_hz / a, upper)
-        step = self.centres[1] - self.centres[0]
-        return ((_hz_to_mel(src_hz) - self.centres[0]) / step).clamp(0, len(self.centres) - 1)
+        return (_hz_to_mel(src_hz) / self.mel_step - 1).clamp(0, len(self.centres_hz) - 1)
 
     def forward(self, feats: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
         if alpha is None:  # the global generator, like SpecAugment's: saved with the run, resumed exactly
