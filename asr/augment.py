@@ -1,5 +1,5 @@
-"""Training-time augmentation: speed perturbation and additive noise on the waveform (in the
-data loader); vocal tract length perturbation and SpecAugment on the normalised features (on the
+"""Training-time augmentation: speed perturbation, additive noise and telephone bandwidth on the
+waveform (in the data loader); vocal tract length perturbation and SpecAugment on the normalised features (on the
 training device).
 
 Waveform draws come from a generator seeded by (seed, epoch, utterance): whichever worker,
@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soxr
 import torch
 import torchaudio
 from torch import nn
 
 from asr import audio
 from asr.features import FeatureConfig
+
+NARROW_RATE = 8000  # telephone audio's sample rate
 
 
 @dataclass
@@ -42,6 +45,10 @@ class AugmentConfig:
     noise_dir: str = ""
     noise_prob: float = 0.5
     noise_snr: list = field(default_factory=lambda: [5.0, 20.0])
+    # Narrowband: this fraction of the utterances resampled to 8 kHz and back, so that nothing
+    # is left above 4 kHz, as in telephone audio and 8 kHz recordings heard at 16 kHz (a model
+    # that only ever heard full-band fricatives loses them there)
+    narrowband: float = 0.0
 
     def __post_init__(self):
         if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
@@ -56,6 +63,8 @@ class AugmentConfig:
             raise ValueError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
         if len(self.noise_snr) != 2 or not all(map(_number, self.noise_snr)) or self.noise_snr[0] > self.noise_snr[1]:
             raise ValueError(f"noise_snr must be [low, high] in dB, got {self.noise_snr}")
+        if not (_number(self.narrowband) and 0 <= self.narrowband <= 1):
+            raise ValueError(f"narrowband must be a fraction in [0, 1], got {self.narrowband}")
 
     @property
     def spec_augment(self) -> bool:
@@ -63,7 +72,7 @@ class AugmentConfig:
 
     @property
     def wave_augment(self) -> bool:
-        return bool(self.speed_perturb) or bool(self.noise_dir)
+        return bool(self.speed_perturb) or bool(self.noise_dir) or self.narrowband > 0
 
 
 def _number(x) -> bool:
@@ -136,7 +145,8 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 
 
 class WaveAugment:
-    """Speed perturbation and additive noise for one waveform, drawn from (seed, epoch, index)."""
+    """Speed perturbation, additive noise and narrowband for one waveform, drawn from (seed,
+    epoch, index)."""
 
     def __init__(self, config: AugmentConfig, seed: int = 0):
         self.config = config
@@ -150,7 +160,16 @@ class WaveAugment:
         if self.noise_files and rng.random() < self.config.noise_prob:
             noise = audio.load(self.noise_files[rng.integers(len(self.noise_files))])
             wave = add_noise(wave, noise, rng.uniform(*self.config.noise_snr), rng)
+        if self.config.narrowband and rng.random() < self.config.narrowband:  # drawn last: the draws above stay as they were
+            wave = narrowband(wave)
         return wave
+
+
+def narrowband(wave: np.ndarray, sample_rate: int = audio.SAMPLE_RATE) -> np.ndarray:
+    """`wave` as an 8 kHz recording of it would load: the same length, nothing above 4 kHz."""
+    down = soxr.resample(wave, sample_rate, NARROW_RATE, quality="HQ")
+    up = soxr.resample(down, NARROW_RATE, sample_rate, quality="HQ")[:len(wave)]  # odd lengths come back one longer
+    return np.pad(up, (0, len(wave) - len(up))).astype(np.float32, copy=False)
 
 
 def find_noise(folder: str | os.PathLike) -> list[str]:

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.augment import VTLP, AugmentConfig, SpecAugment, WaveAugment, add_noise
+from asr.augment import VTLP, AugmentConfig, SpecAugment, WaveAugment, add_noise, narrowband
 from asr.config import ConfigError, load_config
 from asr.data import AudioDataset, BucketBatchSampler, Utterance
 from asr.features import FeatureConfig, LogMel
@@ -119,3 +119,29 @@ def test_epoch_keys_from_the_sampler_reach_the_dataset(tmp_path):
     keys = [k for batch in sampler for k in batch]
     assert sorted(keys) == [(0, 5), (1, 5), (2, 5)]
     assert all(len(dataset[k][0]) in (17778, 14545) for k in keys)
+
+
+def test_narrowband_leaves_nothing_above_4khz_and_keeps_the_length():
+    t = np.arange(16001) / 16000
+    wave = (np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    out = narrowband(wave)
+    assert out.dtype == np.float32 and len(out) == len(wave)
+    spectrum = np.abs(np.fft.rfft(out[1000:-1000]))
+    freqs = np.fft.rfftfreq(len(out) - 2000, 1 / 16000)
+    tone = lambda f: spectrum[np.argmin(np.abs(freqs - f))]  # noqa: E731
+    assert tone(6000) < 1e-3 * tone(1000)  # the 6 kHz tone is gone
+    assert tone(1000) == pytest.approx(np.abs(np.fft.rfft(wave[1000:-1000]))[np.argmin(np.abs(freqs - 1000))], rel=0.01)
+
+
+def test_narrowband_takes_the_configured_fraction_and_leaves_other_draws_alone():
+    wave = np.sin(np.arange(16000) * 2 * np.pi * 6000 / 16000).astype(np.float32)  # only above 4 kHz
+    draws = [WaveAugment(AugmentConfig(narrowband=0.3))(wave, epoch, index) for epoch in range(10) for index in range(20)]
+    silenced = sum(np.sqrt(np.mean(d**2)) < 0.01 for d in draws)  # the edges ring a little
+    assert 40 <= silenced <= 80  # about 60 of 200
+    speed = AugmentConfig(speed_perturb=[0.9, 1.0, 1.1])
+    with_nb = AugmentConfig(speed_perturb=[0.9, 1.0, 1.1], narrowband=0.5)
+    lengths = [len(WaveAugment(speed)(wave, 0, i)) for i in range(20)]
+    assert lengths == [len(WaveAugment(with_nb)(wave, 0, i)) for i in range(20)]
+    assert AugmentConfig(narrowband=0.3).wave_augment
+    with pytest.raises(ValueError, match="narrowband"):
+        AugmentConfig(narrowband=1.5)
