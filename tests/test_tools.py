@@ -118,6 +118,25 @@ def test_synthesize_writes_a_folder_that_prepare_folder_reads(tmp_path):
     assert run.returncode == 1 and "expected flite:NAME" in run.stderr
 
 
+def test_narrowband_writes_8khz_copies_and_reports_a_bad_file(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t)), 16000)
+    (tmp_path / "b.wav").write_bytes(b"not audio")
+    lines = [{"audio_filepath": str(tmp_path / n), "duration": 1.0, "text": "HELLO"} for n in ("a.wav", "b.wav")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    run = _tool(ROOT / "tools" / "narrowband.py", "--manifest", tmp_path / "m.jsonl", "--out", tmp_path / "nb")
+    assert run.returncode == 0, run.stderr
+    assert "b.wav" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    [u] = read_manifest(tmp_path / "nb" / "manifest.jsonl")
+    wave, rate = sf.read(u.audio_filepath)
+    assert rate == 8000 and len(wave) == 8000 and u.text == "HELLO"
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert spectrum[1000] > 1000 and spectrum[2000:].max() < 0.01 * spectrum[1000]  # 6 kHz filtered out, not aliased to 2 kHz
+
+
 def test_pocketsphinx_lm_reads_the_binary_as_pocketsphinx_scores_it(tmp_path):
     pocketsphinx = pytest.importorskip("pocketsphinx")
     import math
