@@ -1,6 +1,6 @@
 """Training-time augmentation: speed perturbation, additive noise and telephone bandwidth on the
-waveform (in the data loader); vocal tract length perturbation and SpecAugment on the normalised features (on the
-training device).
+waveform (in the data loader); vocal tract length perturbation and SpecAugment on the normalised
+features (on the training device).
 
 Waveform draws come from a generator seeded by (seed, epoch, utterance): whichever worker,
 rank or resumed run loads an utterance, it gets the same speed, noise file, offset and SNR.
@@ -160,7 +160,8 @@ class WaveAugment:
         if self.noise_files and rng.random() < self.config.noise_prob:
             noise = audio.load(self.noise_files[rng.integers(len(self.noise_files))])
             wave = add_noise(wave, noise, rng.uniform(*self.config.noise_snr), rng)
-        if self.config.narrowband and rng.random() < self.config.narrowband:  # drawn last: the draws above stay as they were
+        # drawn last, so that the draws above are what they were without it
+        if self.config.narrowband and rng.random() < self.config.narrowband:
             wave = narrowband(wave)
         return wave
 
