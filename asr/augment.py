@@ -3,7 +3,7 @@ waveform (in the data loader); vocal tract length perturbation and SpecAugment o
 features (on the training device).
 
 Waveform draws come from a generator seeded by (seed, epoch, utterance): whichever worker,
-rank or resumed run loads an utterance, it gets the same speed, noise file, offset and SNR.
+rank or resumed run loads an utterance, it gets the same speed, noise file, offset, SNR and band.
 """
 
 from __future__ import annotations
