@@ -10,10 +10,11 @@
 # speakers), the LibriSpeech samples (2 unseen speakers), Cathy's test prompts (her other prompts
 # are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
-#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR [--synth-sentences N]] [--prune T] ...
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR|'' [--synth-sentences N]] [--prune T] ...
 set -euo pipefail
 shared=../shared/data
-synth=""       # a folder of synthetic speech to train on too (off by default); stage 1 makes it if missing
+synth=data/synth_voices  # synthetic speech trained on too (ablation.md: it pays at this budget); stage 1
+                         # makes it if missing; --synth '' trains on the real speech alone
 synth_sentences=1500  # how many training sentences it speaks when it makes it
 general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
 prune=1e-7     # relative-entropy pruning of the mixture: 112 MB of ARPA -> 20 MB (recipes/default/ablation.md)
@@ -53,6 +54,7 @@ if in_range 1; then
   run asr prepare folder "$shared/librispeech-silver" "$data_dir/silver"
   run asr prepare librispeech "$shared/librispeech/LibriSpeech" "$data_dir/libri"
   corpora="an4 lj fsdd cathy asterisk silver"
+  text_corpora=$corpora  # the LM's text: the synthetic set only repeats sentences of these
   if [ -n "$synth" ]; then
     if [ ! -d "$synth" ]; then
       # The ablation's set (recipes/default/ablation.md): 1,500 training sentences of 3+ words, none
@@ -70,7 +72,7 @@ if in_range 1; then
     corpora="$corpora synth"
   fi
   for c in $corpora; do cat "$data_dir/$c/train.jsonl"; done > "$data_dir/train_all.jsonl"
-  for c in $corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/lm_text.txt"
+  for c in $text_corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/lm_text.txt"
   cat "$data_dir"/{an4,fsdd}/dev.jsonl > "$data_dir/dev.jsonl"  # unseen speakers only
   cat "$data_dir"/{an4,fsdd,cathy,lj}/dev.jsonl > "$data_dir/dev_tune.jsonl"
   for c in an4 fsdd cathy lj; do
