@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The embedded default model (asr/models/default.pt): every training split of the shared real
 # speech (../shared/data: AN4, LJ Speech, Cathy, the Asterisk prompts, librispeech-silver, FSDD;
-# 3.9 h, several hundred speakers), in the shared stages (recipes/stages.sh) with a stage 1 of its
-# own that prepares each corpus with its fixed split and mixes them, and a stage 6 that exports the
+# 3.9 h, several hundred speakers) and 2.1 h of synthetic voices reading training sentences
+# (tools/synthesize.py: flite, espeak-ng, Piper), in the shared stages (recipes/stages.sh) with a
+# stage 1 of its own that prepares each corpus with its fixed split and mixes them, and a stage 6 that exports the
 # best checkpoint (fp16) with the LM and its tuned weights into the package.
 # Dev (the best epoch) is speakers training never hears: AN4's dev speakers and FSDD's theo. The LM
 # weights are tuned on that plus Cathy's and LJ Speech's dev sentences (voices in training, sentences
