@@ -55,14 +55,15 @@ if in_range 1; then
   run asr prepare folder "$shared/librispeech-silver" "$data_dir/silver"
   run asr prepare librispeech "$shared/librispeech/LibriSpeech" "$data_dir/libri"
   corpora="an4 lj fsdd cathy asterisk silver"
-  text_corpora=$corpora  # the LM's text: the synthetic set only repeats sentences of these
+  # The LM's text, written before the synthetic set joins: it only repeats sentences of these.
+  for c in $corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/lm_text.txt"
   if [ -n "$synth" ]; then
     if [ ! -d "$synth" ]; then
       # The ablation's set (recipes/default/ablation.md): 1,500 training sentences of 3+ words, none
       # a dev or test transcript, in 10 voice slots; about 5 minutes here. Made beside DIR and then
       # moved into place, so that a run cut off half way is not taken for a finished set next time.
       rm -rf "$synth.part"
-      run python tools/synthesize.py --text $(for c in $corpora; do echo "$data_dir/$c/lm_text.txt"; done) \
+      run python tools/synthesize.py --text "$data_dir/lm_text.txt" \
         --out "$synth.part" --sentences "$synth_sentences" \
         --min-words 3 --exclude "$data_dir"/{an4,fsdd,cathy,lj}/{dev,test}.jsonl "$data_dir"/libri/{dev-clean-2,test-clean}.jsonl \
         --voices flite:awb flite:rms flite:slt flite:kal16 espeak:en-us espeak:en-us+f3 espeak:en-gb-scotland \
@@ -73,7 +74,6 @@ if in_range 1; then
     corpora="$corpora synth"
   fi
   for c in $corpora; do cat "$data_dir/$c/train.jsonl"; done > "$data_dir/train_all.jsonl"
-  for c in $text_corpora; do cat "$data_dir/$c/lm_text.txt"; done > "$data_dir/lm_text.txt"
   cat "$data_dir"/{an4,fsdd}/dev.jsonl > "$data_dir/dev.jsonl"  # unseen speakers only
   cat "$data_dir"/{an4,fsdd,cathy,lj}/dev.jsonl > "$data_dir/dev_tune.jsonl"
   for c in an4 fsdd cathy lj; do
