@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from asr.audio import quiet_stderr
-from asr.lm import BOS, EOS, UNK, write_lexicon
+from asr.lm import BOS, EOS, UNK, is_gzip, write_lexicon
 from asr.text import WORD_BOUNDARY, Vocabulary
 
 
@@ -209,7 +209,7 @@ def _nbest_of(i: int) -> list[Hypothesis]:
 def arpa_words(path: str | os.PathLike) -> list[str]:
     """The words of an ARPA file's unigram section (<s>, </s> and <unk> left out)."""
     words = []
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             in_unigrams = False
@@ -233,13 +233,13 @@ def arpa_words(path: str | os.PathLike) -> list[str]:
 
 
 def _plain_lm(path: str, tmp: Path) -> Path:
-    """KenLM reads ARPA and its binary format, not gzip: a .gz is unpacked to `tmp` first."""
+    """KenLM reads ARPA and its binary format, not gzip: gzip (whatever its name) is unpacked to `tmp` first."""
     p = Path(path)
     if not p.is_file():
         raise DecodeError(f"{path}: no such LM file")
-    if p.suffix != ".gz":  # ARPA or KenLM binary, as it is
+    if not is_gzip(p):  # ARPA or KenLM binary, as it is
         return p
-    out = tmp / p.stem
+    out = tmp / (p.stem if p.suffix == ".gz" else p.name)
     try:
         with gzip.open(p, "rb") as src, open(out, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

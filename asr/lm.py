@@ -89,13 +89,22 @@ class NgramModel:
         os.replace(tmp, path)
 
 
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether a file is gzip, by its first bytes: a recipe may link `lm.arpa` to an `.arpa.gz`."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return os.fspath(path).endswith(".gz")  # the caller's own open reports the error
+
+
 def read_sentences(paths: Iterable[str | os.PathLike], units: str = "words") -> Iterator[list[str]]:
     """Normalised sentences, a line at a time, from text files (plain or gzip)."""
     if units not in ("words", "chars"):
         raise LMError(f"units must be 'words' or 'chars', got {units!r}")
     for path in paths:
         try:
-            raw = gzip.open(path, "rb") if os.fspath(path).endswith(".gz") else open(path, "rb")
+            raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
         except OSError as e:
             raise LMError(f"{path}: cannot read ({e.strerror})") from None
         with raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
@@ -162,7 +171,7 @@ def read_arpa(path: str | os.PathLike) -> NgramModel:
     backoffs: list[dict] = []
     n = 0
     try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+        with (gzip.open if is_gzip(path) else open)(path, "rt", encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 line = line.strip()
                 if not line or line.startswith("ngram ") or line in ("\\data\\", "\\end\\"):

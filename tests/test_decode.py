@@ -112,6 +112,9 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
     with open(plain, "rb") as src, gzip.open(tmp_path / "lm.arpa.gz", "wb") as dst:
         dst.write(src.read())
     assert BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "lm.arpa.gz"), lm_weight=1.0))(lp, n)[0].text == "THE CAT"
+    # gzip under a plain name, as a recipe links exp/lm.arpa to a downloaded 4-gram.arpa.gz
+    (tmp_path / "linked.arpa").symlink_to(tmp_path / "lm.arpa.gz")
+    assert BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "linked.arpa"), lm_weight=1.0))(lp, n)[0].text == "THE CAT"
     (tmp_path / "junk.arpa").write_text("this is not a language model\n")
     with pytest.raises(DecodeError, match="junk.arpa: not an ARPA file"):
         BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "junk.arpa")))

@@ -152,6 +152,8 @@ def test_read_arpa_gives_back_the_model(tmp_path):
     for context in _contexts(model):
         for w in model.vocabulary:
             assert back.prob(context, w) == pytest.approx(model.prob(context, w), rel=1e-5)
+    (tmp_path / "linked.arpa").symlink_to(tmp_path / "lm.arpa.gz")  # gzip is known by its bytes
+    assert read_arpa(tmp_path / "linked.arpa").probs == back.probs
     (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n")
     with pytest.raises(LMError, match="bad.arpa:5"):
         read_arpa(tmp_path / "bad.arpa")
