@@ -39,3 +39,10 @@ def test_librispeech_stages_1_to_5_on_the_real_tree(tmp_path):
     # Again, training only: it finds its checkpoint and has nothing left to do.
     run = _recipe("librispeech/run.sh", "--stage", 3, "--stop-stage", 3, *common)
     assert run.returncode == 0 and "trained 6 steps" in run.stdout and "resumed from" in run.stderr, run.stderr[-3000:]
+
+
+def test_librispeech_stage_0_downloads_nothing_when_given_the_corpus(tmp_path):
+    run = _recipe("librispeech/run.sh", "--stage", 0, "--stop-stage", 0, "--src", tmp_path / "LibriSpeech",
+                  "--data-dir", tmp_path / "data", "--exp-dir", tmp_path / "exp")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "stage 0: skipped" in run.stderr and not (tmp_path / "data").exists()

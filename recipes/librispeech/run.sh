@@ -24,11 +24,14 @@ word_scores="-4 -2 0 2"
 results=recipes/librispeech/RESULTS.md
 results_flags="--peers librispeech"
 source "$(dirname "$0")/../stages.sh"
+given_src=$src
 src=${src:-$data_dir/src/LibriSpeech}
 title="LibriSpeech ($train_sets)"
 [ "$nproc" -ge 1 ] || nproc=1
 
-if in_range 0; then
+if in_range 0 && [ -n "$given_src" ]; then
+  log "stage 0: skipped: --src $given_src is the corpus"
+elif in_range 0; then
   log "stage 0: download"
   run asr download librispeech "$data_dir/src" --subsets $train_sets $dev_sets $test_sets ${lm:+--lm $lm}
   [ -z "$lm" ] || { mkdir -p "$data_dir/lm"; ln -sf "$(realpath "$data_dir/src/lm/$lm")" "$data_dir/lm/$lm"; }
