@@ -167,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="txt: FILE<TAB>TEXT; json: a JSON object a line, with each word's start, end and "
                         "confidence, the duration and the real-time factor; srt, vtt: captions")
     p.add_argument("--output-dir", help="write FILE's result to DIR/NAME.FORMAT instead of standard output")
-    p.add_argument("--batch-size", type=int, default=8, help="short files transcribed together")
+    p.add_argument("--batch-size", type=int, help="short files transcribed together "
+                   "(default: 8; with beam search 16 per decoding process)")
     _decoding_options(p)
     p.set_defaults(run=_transcribe)
 
@@ -445,7 +446,7 @@ def _transcribe(args) -> int:
 
     from asr.audio import find_audio
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     paths, problems = find_audio(args.inputs, sys.stdin if "-" in args.inputs else None)
     if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:

@@ -70,15 +70,16 @@ class Samples(NamedTuple):
     sample_rate: int
 
 
-def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samples | Utterance], batch_size: int = 8,
+def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samples | Utterance], batch_size: int | None = None,
                decoder: BeamDecoder | None = None, timestamps: bool = False,
                window_seconds: float = WINDOW_SECONDS) -> Iterator[Transcript]:
     """Transcripts in input order (file paths, `Samples`, manifest `Utterance`s); a file that cannot be read yields
     its error and the rest go on. With `timestamps`, each word's times and confidence, by forced
     alignment of the transcript. Short inputs are batched; one longer than a window (plus its
-    context) streams through `transcribe_long` in bounded memory."""
-    if decoder is not None:  # enough utterances per batch for every decoding process
-        batch_size = max(batch_size, 16 * decoder.config.workers)
+    context) streams through `transcribe_long` in bounded memory. `batch_size` by default: 8, or
+    with beam search 16 per decoding process, so that every process has utterances to decode."""
+    if batch_size is None:
+        batch_size = 16 * decoder.config.workers if decoder is not None else 8
     long_seconds = window_seconds + 2 * CONTEXT_SECONDS
     pending: list[tuple[str, torch.Tensor]] = []
     started = time.perf_counter()
@@ -257,7 +258,7 @@ def pause_cuts(log_probs: torch.Tensor, vocab: Vocabulary, max_frames: int, min_
     return cuts + [total]
 
 
-def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 8,
+def evaluate(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int | None = None,
              decoder: BeamDecoder | None = None) -> Evaluation:
     """WER/CER of the recognizer over the utterances of `manifest`.
 
@@ -320,7 +321,7 @@ class Model:
         self.recognizer, self.decoder = recognizer, decoder
 
     def transcribe(self, audio_in, sample_rate: int | None = None, *, timestamps: bool = True,
-                   batch_size: int = 8) -> Transcript | list[Transcript]:
+                   batch_size: int | None = None) -> Transcript | list[Transcript]:
         """One input gives a Transcript, a list of inputs a list of them in the same order. An
         input is a file path or samples (a numpy array or torch tensor: 1-D, or 2-D with the
         channels on either axis) at `sample_rate`. With `timestamps` (the default), each word's
@@ -345,11 +346,11 @@ class Model:
         return results
 
     def stream(self, inputs: Iterable[str | os.PathLike | Samples], *, timestamps: bool = True,
-               batch_size: int = 8) -> Iterator[Transcript]:
+               batch_size: int | None = None) -> Iterator[Transcript]:
         """Transcripts as they are ready, in input order: for many files (`asr transcribe` uses it)."""
         return transcribe(self.recognizer, inputs, batch_size, self.decoder, timestamps)
 
-    def evaluate(self, manifest: str | os.PathLike, batch_size: int = 8) -> Evaluation:
+    def evaluate(self, manifest: str | os.PathLike, batch_size: int | None = None) -> Evaluation:
         """WER and CER over a manifest (JSON lines: audio_filepath, duration, text)."""
         return evaluate(self.recognizer, manifest, batch_size, self.decoder)
 

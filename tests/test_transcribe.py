@@ -82,6 +82,22 @@ def test_tune_lm_finds_weights_that_decode_the_dev_set(memorised, tmp_path):
     assert [p.score.wer for p in points] == sorted(p.score.wer for p in points)
 
 
+def test_a_given_batch_size_is_kept_with_beam_search_too(recognizer, memorised, monkeypatch):
+    import asr.transcribe as module
+    from asr.decode import BeamConfig, BeamDecoder
+
+    sizes = []
+    real = module.emissions
+    monkeypatch.setattr(module, "emissions", lambda r, waves: sizes.append(len(waves)) or real(r, waves))
+    decoder = BeamDecoder(recognizer.vocab, BeamConfig(beam_size=8, workers=2))
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    assert [t.text for t in transcribe(recognizer, paths, batch_size=1, decoder=decoder)] == MEMORISED
+    assert sizes == [1, 1, 1]
+    sizes.clear()  # by default, enough for every decoding process: here all three at once
+    assert [t.text for t in transcribe(recognizer, paths, decoder=decoder)] == MEMORISED
+    assert sizes == [3]
+
+
 def test_timestamps_give_each_word_its_times_in_order(recognizer, memorised):
     paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
     for t, text in zip(transcribe(recognizer, paths, timestamps=True), MEMORISED):
