@@ -194,13 +194,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cpus() -> int:
+    """The CPUs this process may run on (macOS has no sched_getaffinity: all of them there)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _decoding_options(p, tuning: bool = False) -> None:
     g = p.add_argument_group("decoding (greedy unless --beam or --lm is given)")
     g.add_argument("--beam", type=int, help="beam size (default 50 with --lm)")
     g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
-    g.add_argument("--decode-workers", type=int, default=len(os.sched_getaffinity(0)),
+    g.add_argument("--decode-workers", type=int, default=_cpus(),
                    help="processes for beam search (default: one per CPU)")
     if not tuning:
         g.add_argument("--lm-weight", type=float, help="default 1, or the model's own")
@@ -281,7 +286,7 @@ def _download(args) -> int:
             raise UsageError("AN4 is one archive: --subsets and --lm are for librispeech")
         lines = download_an4(args.out)
     elif not args.subsets and not args.lm:
-        raise ConfigError("nothing to download: give --subsets and/or --lm")
+        raise UsageError("nothing to download: give --subsets and/or --lm")
     else:
         lines = download_librispeech(args.out, args.subsets, args.lm)
     for line in lines:

@@ -296,6 +296,8 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
                 beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
     --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options."""
+    if greedy and (lm or beam):
+        raise ValueError("greedy decoding cannot go with an LM or a beam: ask for one or the other")
     stored = None if lm or greedy else recognizer.decoding
     if not beam and not lm and stored is None:
         return None
@@ -364,7 +366,7 @@ def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, 
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
     `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
     recognizer = load_recognizer(model, resolve_device(device))
-    workers = decode_workers or len(os.sched_getaffinity(0))
+    workers = decode_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
     return Model(recognizer, decoder)

@@ -216,6 +216,12 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[-3].startswith("asr: error: decoding options: ") and "must be finite numbers" in err[-2]
     assert err[-1] == "asr: error: --batch-size must be at least 1"
+    for flags in (["--greedy", "--beam", "5"], ["--greedy", "--lm", str(tmp_path / "lm.arpa")]):  # not one ignored
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "asr: error: decoding options: greedy decoding cannot go with an LM or a beam: ask for one or the other")
+    assert main(["download", "librispeech", str(tmp_path / "src")]) == 2
+    assert capsys.readouterr().err.strip() == "asr: error: nothing to download: give --subsets and/or --lm"
 
 
 def test_the_installed_command_never_shows_a_traceback(trained, tmp_path):
