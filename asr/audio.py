@@ -85,7 +85,8 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, start: float =
     if start or seconds is not None:
         data, rate = _open(path, lambda p: _read_segment(p, start, seconds))
         if data.shape[0] == 0:
-            raise AudioError(path, f"no audio from {start:g} s for {seconds:g} s (past the end of the file)")
+            stretch = f"from {start:g} s" + (f" for {seconds:g} s" if seconds is not None else "")
+            raise AudioError(path, f"no audio {stretch} (past the end of the file)")
     else:
         data, rate = _open(path, lambda p: sf.read(p, dtype="float32", always_2d=True))
     if data.shape[0] == 0:

@@ -690,8 +690,17 @@ def _stats(utts: list[Utterance], config: Config) -> dict:
     recorded: augmentation is not applied."""
     indices = list(range(len(utts)))
     random.Random(config.train.seed).shuffle(indices)
-    waves = (load_audio(utts[i]) for i in indices[: config.train.stats_utterances])
-    mean, std = compute_stats(waves, config.features)
+
+    def waves():
+        for i in indices[: config.train.stats_utterances]:
+            try:
+                yield load_audio(utts[i])
+            except audio.AudioError as e:  # a header fine, the rest not (a truncated FLAC)
+                if not config.train.skip_bad:
+                    raise
+                log.warning("skipped for the statistics: %s", e)  # and in training, batch by batch
+
+    mean, std = compute_stats(waves(), config.features)
     return {"mean": mean, "std": std}
 
 

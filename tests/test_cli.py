@@ -306,6 +306,24 @@ def test_train_refuses_a_manifest_with_bad_lines_unless_told_to_skip_them(tmp_pa
     assert "; 5 bad manifest lines or audio files left out" in out
 
 
+def test_audio_that_is_bad_past_its_header_stops_training_or_is_skipped(tmp_path, tone_manifest, capsys, caplog):
+    lines = tone_manifest.read_text().splitlines()
+    first = json.loads(lines[0])
+    sf.write(tmp_path / "whole.flac", sf.read(first["audio_filepath"])[0], 16000)
+    whole = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(whole[: len(whole) // 2])  # its header still says 'whole'
+    manifest = tmp_path / "cut.jsonl"
+    manifest.write_text("\n".join([json.dumps({**first, "audio_filepath": str(tmp_path / "cut.flac")}), *lines]) + "\n")
+    command = ["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(manifest), "--max-steps", "2",
+               "--set", f"train.stats_utterances={len(lines) + 1}"]  # every file, the cut one too
+    assert main([*command, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"asr: error: {tmp_path / 'cut.flac'}: not a readable audio file"), err
+    assert main([*command, "--out", str(tmp_path / "b"), "--skip-bad"]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert any(r.getMessage().startswith(f"skipped for the statistics: {tmp_path / 'cut.flac'}: ") for r in caplog.records)
+
+
 def test_asking_for_a_gpu_where_there_is_none_is_one_line(trained, tmp_path, capsys):
     import torch
 
