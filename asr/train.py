@@ -407,29 +407,33 @@ class _Trainer:
         # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss; without a dev
         # set, the lowest training loss.
         wer, loss = (dev_score.wer, dev_loss) if dev_score else (math.inf, train_loss)
-        new_best = self._rank_epoch(result.epoch, wer, loss)
+        new_best, dropped = self._rank_epoch(result.epoch, wer, loss)
         if finished:
             p.epoch, p.batch, p.epoch_sums = p.epoch + 1, 0, [0.0] * len(_SUMS)
-        self._save_last()
+        # The epoch's files first, then last.pt that records them, then the files it no longer
+        # lists: cut off anywhere, a resumed run's best list names files that exist.
         if self.ddp.main:
             weights = self._weights(epoch=result.epoch, step=p.step, dev_wer=wer, dev_loss=loss)
             if new_best:
                 checkpoint.save(self.out_dir / new_best, weights)
             if p.best and p.best[0]["epoch"] == result.epoch or not (self.out_dir / "best.pt").exists():
                 checkpoint.save(self.out_dir / "best.pt", weights)
+        self._save_last()
+        if self.ddp.main:
+            for name in dropped:
+                (self.out_dir / name).unlink(missing_ok=True)
 
-    def _rank_epoch(self, epoch: int, wer: float, loss: float) -> str | None:
-        """Enter the epoch into the best-K list; return its file name if it made the list."""
+    def _rank_epoch(self, epoch: int, wer: float, loss: float) -> tuple[str | None, list[str]]:
+        """Enter the epoch into the best-K list: its file name if it made the list, and the
+        files of the epochs it pushed off."""
         best = self.progress.best
         best[:] = [e for e in best if e["epoch"] != epoch]  # an epoch cut short by max_steps, then resumed
         entry = {"epoch": epoch, "wer": wer, "loss": loss, "file": f"epoch-{epoch}.pt"}
         best.append(entry)
         best.sort(key=lambda e: (e["wer"], e["loss"], -e["epoch"]))
-        for dropped in best[self.cfg.keep_best:]:
-            if self.ddp.main:
-                (self.out_dir / dropped["file"]).unlink(missing_ok=True)
+        dropped = [e["file"] for e in best[self.cfg.keep_best:]]
         del best[self.cfg.keep_best:]
-        return entry["file"] if entry in best else None
+        return (entry["file"] if entry in best else None), dropped
 
     @torch.no_grad()
     def _evaluate(self) -> tuple[float, Score]:

@@ -120,7 +120,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(
     saves, real_save = [], torch.save
 
     def disk_fills_at_the_fourth_checkpoint(obj, f, *args, **kwargs):
-        saves.append(1)  # epoch 1 writes last.pt, epoch-1.pt, best.pt; then epoch 2's last.pt fails
+        saves.append(1)  # epoch 1 writes epoch-1.pt, best.pt, last.pt; then epoch 2's first file fails
         if len(saves) == 4:
             f.write(b"half a checkpoint")
             raise OSError(28, "No space left on device")
@@ -134,6 +134,27 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(
     assert not [p for p in (tmp_path / "exp").iterdir() if p.name.endswith(".tmp")]  # no half file left
     assert checkpoint.load(tmp_path / "exp" / "last.pt")["progress"]["epoch"] == 1  # epoch 1's, whole
     assert [h.epoch for h in train(config, tmp_path / "exp", resume=True).history] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("fails", [4, 5, 6, 7])
+def test_cut_off_at_any_checkpoint_the_best_epoch_on_record_is_on_disk(tmp_path, tone_manifest, monkeypatch, fails):
+    saves, real_save = [], torch.save
+
+    def cut_off(obj, f, *args, **kwargs):  # the fails-th checkpoint write: in epoch 2 or 3
+        saves.append(1)
+        if len(saves) == fails:
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    config = _config(tone_manifest, ["train.epochs=3", "train.keep_best=1"])
+    monkeypatch.setattr(torch, "save", cut_off)
+    with pytest.raises(checkpoint.CheckpointError):
+        train(config, tmp_path / "exp")
+    monkeypatch.setattr(torch, "save", real_save)
+    best = checkpoint.load(tmp_path / "exp" / "last.pt")["progress"]["best"]
+    assert all((tmp_path / "exp" / e["file"]).exists() for e in best)  # what a resumed run will average
+    # best.pt holds the recorded best epoch, or a newer one the resumed run will write again
+    assert checkpoint.load(tmp_path / "exp" / "best.pt")["epoch"] >= best[0]["epoch"]
 
 
 def test_audio_that_goes_bad_during_training_is_skipped_not_fatal(tmp_path, tone_manifest, monkeypatch, caplog):
