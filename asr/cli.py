@@ -194,18 +194,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cpus() -> int:
-    """The CPUs this process may run on (macOS has no sched_getaffinity: all of them there)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _decoding_options(p, tuning: bool = False) -> None:
     g = p.add_argument_group("decoding (greedy unless --beam or --lm is given)")
     g.add_argument("--beam", type=int, help="beam size (default 50 with --lm)")
     g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
-    g.add_argument("--decode-workers", type=int, default=_cpus(),
+    g.add_argument("--decode-workers", type=int,
                    help="processes for beam search (default: one per CPU)")
     if not tuning:
         g.add_argument("--lm-weight", type=float, help="default 1, or the model's own")
@@ -216,13 +211,13 @@ def _decoding_options(p, tuning: bool = False) -> None:
 def _decoder(args, recognizer):
     """The beam decoder the options ask for; else an exported model's own LM settings; else
     None (greedy)."""
-    from asr.transcribe import decoder_for
+    from asr.transcribe import cpus, decoder_for
 
     try:
         return decoder_for(recognizer, lm=args.lm, lexicon=args.lexicon, lm_weight=getattr(args, "lm_weight", None),
                            word_score=getattr(args, "word_score", None), beam=args.beam,
                            beam_threshold=args.beam_threshold, greedy=getattr(args, "greedy", False),
-                           workers=args.decode_workers)
+                           workers=args.decode_workers or cpus())
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
 

@@ -291,6 +291,12 @@ def worst(evaluation: Evaluation, count: int = 20) -> str:
     return "\n".join(blocks)
 
 
+def cpus() -> int:
+    """The CPUs this process may run on: one beam-search process each by default (macOS has no
+    sched_getaffinity: all of them there)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str | None = None,
                 lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
                 beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
@@ -366,7 +372,7 @@ def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, 
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
     `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
     recognizer = load_recognizer(model, resolve_device(device))
-    workers = decode_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = decode_workers or cpus()
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
     return Model(recognizer, decoder)
