@@ -66,6 +66,9 @@ def test_results_puts_our_test_figures_beside_the_an4_peers(memorised, tmp_path)
     table = lines[lines.index("| system | WER | CER | source |"):]
     assert "| ESPnet2 Transformer, BPE 30, speed perturbation, + LM (egs2/an4/asr1/README.md) | 7.4 | 3.6 | published |" in table
     assert "| ours, greedy | 12.34% | 5.67% | this run |" in table and "| ours, beam + LM | 7.10% | 3.50% | this run |" in table
+    # GPU times only where they are about the recipe: AN4's own, not LibriSpeech's 960 h
+    assert any("this recipe's 60 epochs took 147 s" in line for line in lines)
+    assert not any("960 h" in line for line in lines)
 
 
 def test_results_puts_other_systems_reports_in_columns_beside_ours(memorised, tmp_path):
@@ -86,6 +89,7 @@ def test_results_puts_other_systems_reports_in_columns_beside_ours(memorised, tm
     assert "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER | PocketSphinx WER / CER | before WER / CER |" in lines
     assert "| test | 30.00% | 15.00% | 30.00% | 15.00% | 50.71% / 40.97% | 92.00% / 61.50% |" in lines
     assert "| dev | n/a | n/a | n/a | n/a | n/a | n/a |" in lines
+    assert not any("H100" in line for line in lines)  # a recipe named no GPU measurement
     bad = _tool(ROOT / "tools" / "results.py", exp, "--sets", "test", "--title", "T", "--out", tmp_path / "R.md",
                 "--column", "PocketSphinx")
     assert bad.returncode == 2 and "LABEL=PATTERN" in bad.stderr

@@ -27,6 +27,7 @@ from asr import audio
 from asr.data import Utterance, load_audio, read_manifest
 from asr.score import score
 from asr.text import normalize
+from asr.transcribe import cpus
 
 COMMAND = "pocketsphinx_continuous"
 
@@ -51,7 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--report", type=Path, help="JSON file: each utterance's reference and hypothesis")
-    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--jobs", type=int, default=cpus())
     args = parser.parse_args()
     if shutil.which(COMMAND) is None:
         print(f"peer_pocketsphinx: {COMMAND} not found; install it with: "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import shlex
@@ -21,7 +20,14 @@ from pathlib import Path
 
 import torch
 
+from asr.transcribe import cpus
+
 FINAL = re.compile(r"WER (\S+)% CER (\S+)% \((\d+) utterances\)")
+# Measured GPU times (docs/benchmarks.md), printed only in the recipes they are about.
+H100_960H = ("Expected epoch time on one H100: about 23 minutes of training steps per epoch of LibriSpeech's 960 h "
+             "with conf/librispeech_960h.yaml (its step, measured by `tools/bench_train.py`: 2,470 audio-seconds per "
+             "second in bf16; loading and the dev pass not counted; docs/benchmarks.md).")
+H100_AN4 = "On one H100 (bf16) this recipe's 60 epochs took 147 s of training (docs/benchmarks.md)."
 LIBRISPEECH_PEERS = """Peers with similar models on the full 960 h (their published figures, for scale):
 deepspeech.pytorch 5×1024 BiLSTM, greedy: 11.20 / 31.31 WER on test-clean / test-other;
 ESPnet BLSTMP, no LM: 7.7 / 21.9; DeepSpeech2 with an LM: 5.33 / 13.25."""
@@ -83,16 +89,12 @@ def main() -> int:
               f"Model: BiLSTM {model['layers']} × {model['hidden']} per direction, {model['stack']} stacked frames, "
               f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}).",
               f"Training: {len(epochs)} epochs logged, {seconds / 60:.1f} minutes of training wall time.",
-              f"Hardware: {_hardware()}.",
-              "Expected epoch time on one H100: about 23 minutes of training steps per epoch of LibriSpeech's 960 h "
-              "with conf/librispeech_960h.yaml (its step, measured by `tools/bench_train.py`: 2,470 audio-seconds per "
-              "second in bf16; loading and the dev pass not counted); the AN4 recipe's 60 epochs: 147 s "
-              "(docs/benchmarks.md)."]
+              f"Hardware: {_hardware()}."]
     if args.peers == "librispeech":
-        lines += ["", LIBRISPEECH_PEERS]
+        lines += [H100_960H, "", LIBRISPEECH_PEERS]
     elif args.peers == "an4":  # ours beside theirs, on the last set named (the test set)
         test = rows[-1]
-        lines += ["", f"Beside other systems on the same test set ({test[0]}: 130 utterances, 773 words, 2,565 characters):",
+        lines += [H100_AN4, "", f"Beside other systems on the same test set ({test[0]}: 130 utterances, 773 words, 2,565 characters):",
                   "", "| system | WER | CER | source |", "|---|---:|---:|---|"]
         lines += [f"| {' | '.join(peer)} |" for peer in AN4_PEERS]
         lines += [f"| ours, greedy | {test[1]} | {test[2]} | this run |",
@@ -147,7 +149,7 @@ def _hardware() -> str:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, no GPU"
+    return f"{cpu}, {cpus()} cores, no GPU"
 
 
 if __name__ == "__main__":
