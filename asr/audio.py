@@ -93,11 +93,16 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, start: float =
         raise AudioError(path, "no audio in file (zero length)")
     if rate <= 0:
         raise AudioError(path, f"impossible sample rate {rate} in its header")
-    mono = _mono(path, data)
+    return _resample(path, _mono(path, data), rate, sample_rate)
+
+
+def _resample(name, mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
         # Exactly librosa.resample(res_type="soxr_hq") (tests/test_audio.py checks), without the
         # ~2 s that importing librosa adds to every command's start-up.
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+        if len(mono) == 0:  # e.g. 1 sample at 48 kHz: nothing left at 16 kHz
+            raise AudioError(name, f"no audio at {sample_rate} Hz (too short: under one sample once resampled)")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
@@ -131,11 +136,11 @@ def from_array(samples, sample_rate: int, name: str = "array") -> np.ndarray:
     if data.shape[0] == 0:
         raise AudioError(name, "no audio (zero length)")
     if np.issubdtype(data.dtype, np.integer):  # PCM: full scale is the type's range
-        data = data.astype(np.float32) / float(-np.iinfo(data.dtype).min or np.iinfo(data.dtype).max)
+        info = np.iinfo(data.dtype)
+        half = float(info.max // 2 + 1 if info.min == 0 else -info.min)  # unsigned PCM (8-bit): silence is mid-range
+        data = (data.astype(np.float64) - (half if info.min == 0 else 0.0)) / half
     mono = _mono(name, data.astype(np.float32, copy=False))
-    if sample_rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, int(sample_rate), SAMPLE_RATE, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return _resample(name, mono, int(sample_rate), SAMPLE_RATE)
 
 
 def stream(path: str | os.PathLike, block_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:

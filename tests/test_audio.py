@@ -66,7 +66,9 @@ def bad_files(tmp_path):
     nan = sine(0.5, 16000)
     nan[100] = np.nan
     sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "one_sample_48k.wav", np.zeros(1, dtype=np.float32), 48000)  # nothing left at 16 kHz
     return {
+        "one_sample_48k.wav": "too short",
         "missing.wav": "no such file",
         "dir.wav": "is a directory",
         "text.wav": "not a readable audio file",
@@ -95,6 +97,17 @@ def test_unreadable_file(tmp_path):
     path.chmod(0)
     with pytest.raises(AudioError, match="permission denied"):
         audio.load(path)
+
+
+def test_integer_pcm_in_memory_is_centred_and_scaled_to_full_range():
+    wave = sine(0.05, 16000) * 0.5
+    for pcm in [np.round(wave * 32768).astype(np.int16), np.round(wave * 32768 + 32768).astype(np.uint16),
+                np.round(wave * 128 + 128).astype(np.uint8), np.round(wave * 2**31).astype(np.int32)]:
+        got = audio.from_array(pcm, 16000)
+        assert np.abs(got - wave).max() < 1 / 64, pcm.dtype  # 8-bit: within a quantisation step
+    assert np.all(audio.from_array(np.full(10, 128, np.uint8), 16000) == 0)  # unsigned silence is mid-range
+    with pytest.raises(AudioError, match="too short"):
+        audio.from_array(np.zeros(1, np.int16), 48000)
 
 
 def test_change_speed_moves_tempo_and_pitch_together():
