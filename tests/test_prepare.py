@@ -4,7 +4,7 @@ import soundfile as sf
 
 from asr import audio
 from asr.cli import main
-from asr.data import read_manifest
+from asr.data import read_manifest, write_manifest
 from asr.prepare import PrepareError, prepare
 from asr.prepare.folder import FolderSplit
 from conftest import needs_shared
@@ -402,3 +402,20 @@ def test_kaldi_dir_without_segments_one_utterance_per_recording(tmp_path, capsys
     assert len(err) == 1 and "wav.scp:2: b: " in err[0] and "no such file" in err[0]  # once, not again for text
     [u] = read_manifest(tmp_path / "out" / "dev.jsonl")
     assert (u.utt_id, u.offset, u.duration, u.text) == ("a", None, 1.0, "FIRST WORDS")
+
+
+def test_kaldi_tables_may_separate_the_id_with_tabs_and_ids_out_never_hold_spaces(tmp_path, capsys):
+    tone(tmp_path / "a b.wav", 1.0)
+    data = tmp_path / "tabs"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"a\t{tmp_path / 'a b.wav'}\n")
+    (data / "text").write_text("a\tfirst  words\n")
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 0
+    [u] = read_manifest(tmp_path / "out" / "tabs.jsonl")
+    assert (u.utt_id, u.text, u.audio_filepath) == ("a", "FIRST WORDS", str(tmp_path / "a b.wav"))
+    # Out: ids with spaces would be split by Kaldi's readers; they are joined with '_'.
+    write_manifest(tmp_path / "m.jsonl", [u._replace(utt_id="spk 1 utt 1", speaker="spk 1")])
+    assert main(["to-kaldi", str(tmp_path / "m.jsonl"), str(tmp_path / "back")]) == 0
+    assert (tmp_path / "back" / "text").read_text() == "spk_1_utt_1 FIRST WORDS\n"
+    assert (tmp_path / "back" / "spk2utt").read_text() == "spk_1 spk_1_utt_1\n"
+    assert (tmp_path / "back" / "wav.scp").read_text() == f"a_b {tmp_path / 'a b.wav'}\n"

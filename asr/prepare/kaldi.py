@@ -139,8 +139,8 @@ def _table(path: Path, problems: list[str], min_fields: int = 1, with_lines: boo
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        key, _, rest = line.strip().partition(" ")
-        rest = rest.strip()
+        key, *rest = line.split(maxsplit=1)  # Kaldi: any whitespace after the id, tabs too
+        rest = rest[0].strip() if rest else ""
         where = f"{path}:{number}"
         if len(rest.split()) < min_fields:
             problems.append(f"{where}: {key}: nothing after the id, left out")
@@ -151,34 +151,45 @@ def _table(path: Path, problems: list[str], min_fields: int = 1, with_lines: boo
     return table
 
 
+def _kaldi_id(name: str) -> str:
+    """Kaldi splits its tables at whitespace: an id cannot hold any."""
+    return re.sub(r"\s+", "_", name.strip())
+
+
 def write_data_dir(utts: list[Utterance], out_dir: str | os.PathLike) -> list[Path]:
     """A Kaldi data directory of the manifest's utterances; returns the files written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rec_of: dict[str, str] = {}  # audio file -> recording id
+    used: set[str] = set()
     for u in utts:
         if u.audio_filepath not in rec_of:
-            stem, n = Path(u.audio_filepath).stem.replace(" ", "_"), 1
+            stem, n = _kaldi_id(Path(u.audio_filepath).stem), 1
             rec = stem
-            while rec in rec_of.values():
+            while rec in used:
                 n += 1
                 rec = f"{stem}-{n}"
             rec_of[u.audio_filepath] = rec
+            used.add(rec)
     rows = []
     for u in utts:
         rec = rec_of[u.audio_filepath]
         start = u.offset or 0.0
-        utt_id = u.utt_id or (rec if u.offset is None else f"{rec}-{round(start * 100):07d}-{round((start + u.duration) * 100):07d}")
-        rows.append((utt_id, rec, start, start + u.duration, u.text, u.speaker or utt_id))
+        utt_id = _kaldi_id(u.utt_id) if u.utt_id else (
+            rec if u.offset is None else f"{rec}-{round(start * 100):07d}-{round((start + u.duration) * 100):07d}")
+        rows.append((utt_id, rec, start, start + u.duration, u.text, _kaldi_id(u.speaker) if u.speaker else utt_id))
     ids = [r[0] for r in rows]
     if len(set(ids)) != len(ids):
         raise PrepareError(f"{len(ids) - len(set(ids))} utterance ids occur twice: a Kaldi directory needs them unique")
     rows.sort()
+    by_speaker: dict[str, list[str]] = {}
+    for r in rows:
+        by_speaker.setdefault(r[5], []).append(r[0])
     files = {
         "wav.scp": sorted(f"{rec} {path}" for path, rec in rec_of.items()),
         "text": [f"{r[0]} {r[4]}" for r in rows],
         "utt2spk": [f"{r[0]} {r[5]}" for r in rows],
-        "spk2utt": [f"{spk} {' '.join(r[0] for r in rows if r[5] == spk)}" for spk in sorted({r[5] for r in rows})],
+        "spk2utt": [f"{spk} {' '.join(ids)}" for spk, ids in sorted(by_speaker.items())],
     }
     if any(u.offset is not None for u in utts):
         files["segments"] = [f"{r[0]} {r[1]} {r[2]:.4f} {r[3]:.4f}" for r in rows]
