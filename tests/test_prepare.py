@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -280,6 +282,26 @@ def test_folder_reports_what_it_changed_and_what_it_left_out(tmp_path, capsys):
         ("price.txt", "$3.50 -> THREE DOLLARS AND FIFTY CENTS", "#"),
         ("year.txt", "1820 -> EIGHTEEN TWENTY; 21 -> TWENTY ONE", "")]
     assert "1 files left out as non-speech, their transcripts only <tags>: beep.txt" in captured.out
+
+
+def test_folder_leaves_out_a_name_that_is_not_utf8_and_reads_out_inside_src_again(tmp_path, capsys):
+    import os
+
+    src = tmp_path / "src"
+    folder_tree(src, {"ok": "fine words"})
+    bad = os.fsdecode(bytes(src) + b"/caf\xe9")  # a Latin-1 name, as old archives have them
+    tone(tmp_path / "x.wav", 0.3)
+    os.rename(tmp_path / "x.wav", bad + ".wav")  # (soundfile cannot write to such a name)
+    Path(bad + ".txt").write_text("coffee")
+    assert main(["prepare", "folder", str(src), str(src / "manifests")]) == 1
+    err = capsys.readouterr().err
+    assert "/caf\\xe9.wav: the file's name is not UTF-8 (rename it), left out" in err and "Traceback" not in err
+    assert [u.text for u in read_manifest(src / "manifests" / "train.jsonl")] == ["FINE WORDS"]
+    # Again: OUT's own lm_text.txt is not taken for a transcript without audio.
+    Path(bad + ".wav").unlink()
+    Path(bad + ".txt").unlink()
+    assert main(["prepare", "folder", str(src), str(src / "manifests")]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_folder_split_options_belong_to_folder(tmp_path, capsys):

@@ -32,8 +32,13 @@ def utterance(path: Path, text: str, problems: list[str]) -> Utterance | None:
     `problems`, where the audio cannot be read."""
     try:
         duration = audio.duration(path)
+        str(path.resolve()).encode("utf-8")
     except audio.AudioError as e:
         problems.append(f"{e}, left out")
+        return None
+    except UnicodeEncodeError:  # a manifest is UTF-8 JSON: it cannot name this file
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # printable anywhere
+        problems.append(f"{shown}: the file's name is not UTF-8 (rename it), left out")
         return None
     return Utterance(str(path.resolve()), round(duration, 4), text)
 

@@ -90,10 +90,12 @@ def prepare(src: Path, out_dir: Path, split: FolderSplit | None = None) -> Prepa
     split = split or FolderSplit()
     problems: list[str] = []
     audio_of: dict[Path, list[Path]] = {}
-    for path in sorted(src.rglob("*")):
-        if path.is_file() and path.name.lower().endswith(AUDIO_EXTENSIONS):
+    ours = out_dir.resolve()  # OUT may be inside SRC: its lm_text.txt is not a transcript
+    files = [p for p in sorted(src.rglob("*")) if ours not in p.resolve().parents and p.is_file()]
+    for path in files:
+        if path.name.lower().endswith(AUDIO_EXTENSIONS):
             audio_of.setdefault(path.with_suffix(""), []).append(path)
-    transcripts = {p.with_suffix(""): p for p in sorted(src.rglob("*.txt"))}
+    transcripts = {p.with_suffix(""): p for p in files if p.suffix == ".txt"}
     if not audio_of:
         raise PrepareError(f"{src}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it or its sub-folders")
     for stem in sorted(transcripts.keys() - audio_of.keys()):
