@@ -64,6 +64,8 @@ class NgramModel:
             p = self.probs[len(context)].get((*context, word))
             if p is not None:
                 return weight * p
+            if not context:  # an unknown word in a model without <unk>
+                return 0.0
             weight *= self.backoffs[len(context) - 1].get(context, 1.0)
             context = context[1:]
 
@@ -72,6 +74,15 @@ class NgramModel:
         path = os.fspath(path)
         tmp = f"{path}.tmp"
         opener = gzip.open if path.endswith(".gz") else open
+        try:
+            self._write(opener, tmp)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        os.replace(tmp, path)
+
+    def _write(self, opener, tmp: str) -> None:
         with opener(tmp, "wt", encoding="utf-8") as f:
             f.write("\n\\data\\\n")
             for n in range(1, self.order + 1):
@@ -80,13 +91,12 @@ class NgramModel:
                 f.write(f"\n\\{n}-grams:\n")
                 backoffs = self.backoffs[n - 1] if n < self.order else {}
                 for gram, p in self.probs[n - 1].items():
-                    logp = -99.0 if gram == (BOS,) else math.log10(p)
+                    logp = -99.0 if gram == (BOS,) or p <= 0 else math.log10(p)  # ARPA's log of zero
                     line = f"{logp:.7g}\t{' '.join(gram)}"
                     if gram in backoffs:
                         line += f"\t{math.log10(backoffs[gram]) if backoffs[gram] > 0 else -99.0:.7g}"
                     f.write(line + "\n")
             f.write("\n\\end\\\n")
-        os.replace(tmp, path)
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -178,6 +188,8 @@ def read_arpa(path: str | os.PathLike) -> NgramModel:
                     continue
                 if line.startswith("\\") and line.endswith("-grams:"):
                     n = int(line[1:line.index("-")])
+                    if n != len(probs) + 1:
+                        raise LMError(f"{path}:{number}: {line} after {len(probs)} sections: ARPA's come in order from 1")
                     probs.append({})
                     backoffs.append({})
                     continue
@@ -203,7 +215,7 @@ def mix(models: list[NgramModel], weights: list[float]) -> NgramModel:
     the union of the vocabularies."""
     if len(models) != len(weights) or not models or any(w < 0 for w in weights) or not sum(weights):
         raise LMError("mix needs one non-negative weight per model, not all zero")
-    weights = [w / sum(weights) for w in weights]
+    models, weights = zip(*[(m, w / sum(weights)) for m, w in zip(models, weights) if w > 0])  # weight 0: left out
     order = max(m.order for m in models)
     mixed = NgramModel(order, [dict() for _ in range(order)], [dict() for _ in range(order)])
     for n in range(1, order + 1):
@@ -224,8 +236,18 @@ def in_units(model: NgramModel) -> tuple[NgramModel, int]:
         upper = word if word in (BOS, EOS, UNK) else word.upper()
         if upper in (BOS, EOS, UNK) or (upper and set(upper) <= _WORD_UNITS and upper[0] != "'"):
             keep[word] = upper
-    probs = [{tuple(keep[w] for w in g): p for g, p in level.items() if all(w in keep for w in g)}
-             for level in model.probs]
+    spellings = defaultdict(list)  # "THE": ["the", "The"]
+    for word, upper in keep.items():
+        spellings[upper].append(word)
+    probs = [{} for _ in model.probs]
+    for level, new in zip(model.probs, probs):
+        for g in level:
+            if all(w in keep for w in g):
+                gram = tuple(keep[w] for w in g)
+                if all(len(spellings[w]) == 1 for w in gram):  # the common case: one spelling of each
+                    new[gram] = level[g]
+                elif gram not in new:
+                    new[gram] = _merged_prob(model, gram, spellings)
     total, kept = (sum(p for g, p in level.items() if g != (BOS,)) for level in (model.probs[0], probs[0]))
     probs[0] = {g: p * total / kept for g, p in probs[0].items()}
     result = NgramModel(model.order, probs, [dict() for _ in range(model.order)])
@@ -234,6 +256,20 @@ def in_units(model: NgramModel) -> tuple[NgramModel, int]:
 
 
 _WORD_UNITS = set(string.ascii_uppercase + "'")
+
+
+def _merged_prob(model: NgramModel, gram: tuple[str, ...], spellings: dict[str, list[str]]) -> float:
+    """P(gram's word | its context) once spellings that differ in case are one word ("the" and
+    "The"): summed over the word's spellings, and averaged over the context's spellings, each
+    weighted by its words' unigram probabilities (an estimate of how often that context occurs)."""
+    *context, word = gram
+    contexts = [()]
+    for w in context:
+        contexts = [(*c, s) for c in contexts for s in spellings[w]]
+    weights = [math.prod(model.probs[0][(w,)] for w in c) for c in contexts]
+    total = sum(weights)
+    p = [sum(model.prob(c, s) for s in spellings[word]) for c in contexts]
+    return sum(w * q for w, q in zip(weights, p)) / total if total > 0 else sum(p) / len(p)
 
 
 def _set_backoffs(model: NgramModel) -> None:

@@ -184,6 +184,10 @@ def test_mixing_one_model_changes_nothing():
             assert same.prob(context, w) == pytest.approx(a.prob(context, w), rel=1e-9)
     with pytest.raises(LMError, match="weight"):
         mix([a, a], [0, 0])
+    # A weight of 0 leaves that model out (its words would have had probability 0).
+    b = build(_sentences(OTHER), 2)
+    alone = mix([a, b], [1, 0])
+    assert set(alone.vocabulary) == set(a.vocabulary) and alone.prob(["THE"], "CAT") == pytest.approx(a.prob(["THE"], "CAT"))
 
 
 def test_lm_mix_command(tmp_path, capsys):
@@ -229,6 +233,35 @@ def test_in_units_upper_cases_and_drops_words_decoding_cannot_spell():
     for context in _contexts(units):
         assert sum(units.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
     assert units.prob(["THE"], "CAT") == pytest.approx(model.prob(["the"], "cat"))  # kept as they were
+
+
+def test_in_units_merges_spellings_that_differ_only_in_case():
+    from asr.lm import in_units
+
+    lines = ["the cat sat", "The cat sat", "The dog ran", "a cat", "THE end"]
+    model = build([line.split() for line in lines], 2)
+    units, dropped = in_units(model)
+    assert dropped == 0 and units.vocabulary.count("THE") == 1
+    spellings = ["the", "The", "THE"]
+    assert units.prob([], "THE") == pytest.approx(sum(model.prob([], w) for w in spellings))  # no mass lost
+    # After THE: each spelling's followers, weighted by how likely that spelling is.
+    weights = [model.prob([], w) for w in spellings]
+    expected = sum(q * model.prob([w], "cat") for q, w in zip(weights, spellings)) / sum(weights)
+    assert units.prob(["THE"], "CAT") == pytest.approx(expected)
+    words = [w for w in units.vocabulary if w != BOS]
+    for context in _contexts(units):
+        assert sum(units.prob(context, w) for w in words) == pytest.approx(1.0, abs=1e-9), context
+
+
+def test_broken_arpa_files_are_refused_and_unknown_words_in_a_model_without_unk_score_zero(tmp_path):
+    (tmp_path / "order.arpa").write_text("\\data\\\nngram 1=1\nngram 2=1\n\n\\2-grams:\n-0.5 a b\n\n\\1-grams:\n-0.3 a\n\\end\\\n")
+    with pytest.raises(LMError, match="order.arpa:5: .2-grams: after 0 sections"):
+        read_arpa(tmp_path / "order.arpa")
+    # A bigram whose word has no unigram, in a model without <unk>: it used to loop for ever.
+    (tmp_path / "no_unk.arpa").write_text("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-0.3 a -0.1\n-0.3 </s>\n"
+                                          "\n\\2-grams:\n-0.5 a b\n\n\\end\\\n")
+    model = read_arpa(tmp_path / "no_unk.arpa")
+    assert model.prob(["a"], "b") == 0.0 and model.prob([], "zebra") == 0.0
 
 
 def test_entropy_pruning_drops_what_costs_least_and_stays_a_distribution():
