@@ -19,13 +19,20 @@ WORD_BOUNDARY = "|"  # the delimiter torchaudio's ctc_decoder expects between wo
 DEFAULT_UNITS = [BLANK, WORD_BOUNDARY, *string.ascii_uppercase, "'"]
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
+# Letters that Unicode does not decompose into a base letter plus accents: spelled as English does.
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+                          "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D"})
+_FRACTIONS = {"½": "half", "⅓": "third", "⅔": "two thirds", "¼": "quarter", "¾": "three quarters", "⅛": "eighth"}
+_FRACTION = re.compile(rf"(\d)?\s*([{''.join(_FRACTIONS)}])")
+_POWER = re.compile(r"(?<=[A-Za-z0-9])([²³])")  # km², 10³; other superscripts (footnote marks) are dropped
+_SUPERSCRIPT = re.compile(r"[\u00b2\u00b3\u00b9\u2070\u2074-\u2079]")  # (subscripts: H₂O is H TWO O)
 _NOT_UNIT = re.compile(r"[^A-Z' ]+")
 
 
 # Marks that are punctuation in running text: dropping them loses no word. Anything else that
 # normalisation drops (a '#', a '*', a letter of another script) is worth telling a user about.
 _PUNCTUATION = set(".,;:!?'\"-()[]/")  # in ASCII; elsewhere, Unicode's punctuation categories
-_NUMBER = re.compile(r"(\$)?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(st|nd|rd|th)?(%)?", re.IGNORECASE)
+_NUMBER = re.compile(r"(\$)?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(st|nd|rd|th|s(?![a-z]))?(%)?", re.IGNORECASE)
 
 
 class Normalised(NamedTuple):
@@ -46,22 +53,36 @@ def _spoken(match: re.Match) -> str:
         words = num2words(Decimal(digits))
     elif len(digits) > 15 or (digits.startswith("0") and len(digits) > 1):
         words = " ".join(num2words(int(d)) for d in digits)  # a code or an id: digit by digit
-    elif ordinal:
+    elif ordinal and ordinal.lower() != "s":
         words = num2words(int(digits), to="ordinal")
     elif not (dollar or percent or grouped) and 1100 <= int(digits) <= 2099 and len(digits) == 4:
         words = num2words(int(digits), to="year")  # "1820" is read EIGHTEEN TWENTY
     else:
         words = num2words(int(digits))
+    if ordinal and ordinal.lower() == "s":  # "1990s", "'60s", "10s": the decade, or the number, plural
+        words = re.sub(r"y$", "ie", words) + ("es" if words.endswith("x") else "s")
     if dollar:
         words += " dollar" if digits == "1" else " dollars"
     return f" {words}{' percent' if percent else ''} "
 
 
+def _fraction(match: re.Match) -> str:
+    """'3½' -> '3 and a half', '½' -> 'one half', '¾' -> 'three quarters'."""
+    whole, name = match.group(1), _FRACTIONS[match.group(2)]
+    one = name in ("half", "third", "quarter", "eighth")
+    if whole:
+        return f"{whole} and {'a ' if one else ''}{name} "
+    return f" {'one ' if one else ''}{name} "
+
+
 def normalize_verbose(text: str) -> Normalised:
     """normalize(), saying which numbers it spoke as words and which non-punctuation it dropped."""
-    text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-    dropped = dict.fromkeys(c for c in text if not (c.isascii() or unicodedata.combining(c)
-                                                    or unicodedata.category(c).startswith("P")))
+    text = _FRACTION.sub(_fraction, text.translate(_APOSTROPHES).translate(_LETTERS))
+    text = _POWER.sub(lambda m: " squared" if m.group(1) == "²" else " cubed", text)
+    dropped = dict.fromkeys(_SUPERSCRIPT.findall(text))
+    text = unicodedata.normalize("NFKD", _SUPERSCRIPT.sub("", text))
+    dropped.update(dict.fromkeys(c for c in text if not (c.isascii() or unicodedata.combining(c)
+                                                         or unicodedata.category(c).startswith("P"))))
     text = text.encode("ascii", "ignore").decode()
     numbers = []
 
@@ -78,9 +99,16 @@ def normalize_verbose(text: str) -> Normalised:
 def _units(text: str) -> str:
     text = _NOT_UNIT.sub(" ", text.upper())
     # An apostrophe is kept inside or at the end of a word (DON'T, JAMES'); one used as a quote
-    # mark at the start of a word, or standing alone, is dropped.
-    words = (w.lstrip("'") for w in text.split())
-    return " ".join(w for w in words if w)
+    # mark is dropped: at the start of a word, standing alone, or closing a quote opened earlier.
+    words, quoted = [], False
+    for w in text.split():
+        if w.startswith("'"):
+            w, quoted = w.lstrip("'"), True
+        if quoted and w.endswith("'"):
+            w, quoted = w.rstrip("'"), False
+        if w:
+            words.append(w)
+    return " ".join(words)
 
 
 def normalize(text: str) -> str:

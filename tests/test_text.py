@@ -10,8 +10,14 @@ from asr.text import DEFAULT_UNITS, Vocabulary, normalize, normalize_verbose
 @pytest.mark.parametrize("raw,expected", [
     ('Mr. Müller\'s "well-known" café!', "MR MULLER'S WELL KNOWN CAFE"),
     ("don\u2019t  stop", "DON'T STOP"),
-    ("'Tis the season; 'quoted'", "TIS THE SEASON QUOTED'"),
+    ("'Tis the season; 'quoted'", "TIS THE SEASON QUOTED"),
     ("the Jameses' house", "THE JAMESES' HOUSE"),
+    ("he said 'yes' to the boys' toys", "HE SAID YES TO THE BOYS' TOYS"),  # a quote closes; a possessive stays
+    ("'come this way, Mr. Smith.'", "COME THIS WAY MR SMITH"),
+    ("Straße, Cæsar, Søren, Łódź", "STRASSE CAESAR SOREN LODZ"),  # letters without a decomposition
+    ("3½ miles, ¾ of it, ½", "THREE AND A HALF MILES THREE QUARTERS OF IT ONE HALF"),
+    ("20 km² of H₂O", "TWENTY KM SQUARED OF H TWO O"),
+    ("the 1990s and the '60s, in 10s", "THE NINETEEN NINETIES AND THE SIXTIES IN TENS"),
     ("   ", ""),
     ("Chapter XIV -- 1820", "CHAPTER XIV EIGHTEEN TWENTY"),
     ("HE HOPED THERE WOULD BE STEW", "HE HOPED THERE WOULD BE STEW"),
@@ -32,6 +38,7 @@ def test_normalize_verbose_reports_numbers_and_dropped_symbols():
     assert result.text == "PRESS ONE OR QUOTED IN EIGHTEEN TWENTY"
     assert result.numbers == ["1 -> ONE", "1820 -> EIGHTEEN TWENTY"]
     assert result.dropped == "日本#*"  # punctuation (the curly quotes, the dash) is not reported
+    assert normalize_verbose("a footnote\u00b9 here").dropped == "\u00b9"  # a mark, not a number: said so
     clean = normalize_verbose("Plain words, punctuated: fine!")
     assert clean.numbers == [] and clean.dropped == ""
 
