@@ -1,9 +1,10 @@
 # Stages shared by recipes/*/run.sh (sourced, not run). The corpus's run.sh sets its defaults,
 # sources this file with "$@" (options override the defaults), runs its own stage 0 if it has one,
-# then calls `stages`. Each stage is a thin call of `asr` and skips or resumes finished work.
+# then calls `stages`. Each stage is a thin call of `asr`; training (stage 3) resumes from its checkpoint, the others run again.
 #
 #   1  manifests (asr prepare; the corpus's LM text beside them)
-#   2  the language model: $data_dir/lm_file if a download put one there, else asr lm build
+#   2  the language model: $data_dir/lm_file if a download put one there, else asr lm build (on the
+#      preparer's lm_text.txt, or with lm_text=train_sets on the --train-sets' transcripts)
 #   3  training: torchrun on --nproc GPUs, or one process (`--resume DIR`: a re-run continues)
 #   4  greedy and beam + LM decoding of every dev and test set, LM weights tuned on $tune_set
 #      (default: the first dev set, the one that also picks the best epoch)
@@ -44,10 +45,15 @@ stages() {
     if [ -n "${lm:-}" ] && [ -f "$data_dir/lm/$lm" ]; then
       ln -sf "$(realpath "$data_dir/lm/$lm")" "$lm_file"
     else
+      # The preparer's LM text (e.g. LJ Speech's text beyond its audio), unless the recipe asks for
+      # its --train-sets' transcripts only (lm_text=train_sets) or the preparer wrote none.
       local text=$data_dir/lm_text.txt
-      [ -f "$text" ] || for set in $train_sets; do
-        python -c "import json, sys; [print(json.loads(line)['text']) for line in sys.stdin]" < "$data_dir/$set.jsonl"
-      done > "$text"
+      if [ "${lm_text:-}" = train_sets ] || [ ! -f "$text" ]; then
+        text=$data_dir/lm_text_train_sets.txt
+        for set in $train_sets; do
+          python -c "import json, sys; [print(json.loads(line)['text']) for line in sys.stdin]" < "$data_dir/$set.jsonl"
+        done > "$text"
+      fi
       run asr lm build --text "$text" --order "$lm_order" --out "$lm_file"
     fi
   fi

@@ -19,6 +19,7 @@ dev_sets="dev-clean dev-other"
 test_sets="test-clean test-other"
 lm=4-gram.arpa.gz             # official LM file to download ("" for none: stage 2 builds one)
 lm_order=4
+lm_text=train_sets            # with --lm "": a 4-gram of the --train-sets' transcripts, not every train-* in --src
 lm_weights="0.5 1 1.5 2 3"
 word_scores="-4 -2 0 2"
 results=recipes/librispeech/RESULTS.md
