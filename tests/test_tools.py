@@ -179,3 +179,30 @@ def test_bench_onnx_times_both_paths_on_the_same_clips(memorised, tmp_path):
     lines = run.stdout.splitlines()
     assert lines[0].startswith("3 clips") and lines[1].startswith("pytorch") and lines[2].startswith("onnxruntime")
     assert float(lines[3].rsplit(" ", 1)[1]) < 1e-4  # the largest log-probability difference
+
+
+def test_curve_prints_a_dash_where_a_run_had_no_dev_set(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"epoch": 1, "step": 10, "train_loss": 2.5, "dev_loss": None, "dev_wer": None,
+                               "dev_cer": None, "seconds": 60.0}) + "\n")
+    run = _tool(ROOT / "tools" / "curve.py", log)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "| 1 | 10 | 2.500 | - | - | - | 1.0 |"
+
+
+@pytest.mark.skipif(not shutil.which("pocketsphinx_continuous"), reason="apt-get install pocketsphinx pocketsphinx-en-us")
+def test_peer_pocketsphinx_normalises_references_and_reports_what_failed(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from asr.data import Utterance, write_manifest
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(8000, np.float32), 16000)  # silence: PocketSphinx says nothing
+    write_manifest(tmp_path / "m.jsonl", [Utterance(str(tmp_path / "quiet.wav"), 0.5, "Hello, world."),
+                                          Utterance(str(tmp_path / "gone.wav"), 0.5, "lost")])
+    run = _tool(ROOT / "tools" / "peer_pocketsphinx.py", "--manifest", tmp_path / "m.jsonl",
+                "--report", tmp_path / "r.json", "--jobs", 1)
+    assert run.returncode == 1 and "gone.wav: no such file" in run.stderr, run.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(report["failed"]) == 1 and "gone.wav" in report["failed"][0]
+    assert report["score"]["chars"] == 11 and "1 failed, not scored" in run.stdout  # "HELLO WORLD", not "Hello, world."

@@ -15,7 +15,7 @@ import librosa
 import numpy as np
 
 from asr import audio
-from asr.data import read_manifest
+from asr.data import load_audio, read_manifest
 from asr.text import normalize
 
 
@@ -31,7 +31,7 @@ def main() -> None:
         sample = utts[:: max(1, len(utts) // args.clips)][: args.clips]
         levels, pitches = [], []
         for u in sample:
-            wave = audio.load(u.audio_filepath)
+            wave = load_audio(u)  # the utterance, not its whole recording where it is a segment
             levels.append(20 * np.log10(np.sqrt(np.mean(wave**2)) + 1e-10))
             f0, voiced, _ = librosa.pyin(wave, fmin=60, fmax=450, sr=audio.SAMPLE_RATE, frame_length=1024)
             pitches.append(np.nanmedian(f0[voiced]) if voiced.any() else np.nan)

@@ -23,8 +23,13 @@ def main() -> None:
     for i, e in enumerate(epochs):
         if i % args.every and i != len(epochs) - 1:
             continue
-        print(f"| {e['epoch']} | {e['step']} | {e['train_loss']:.3f} | {e['dev_loss']:.3f} | "
-              f"{e['dev_wer']:.2f} | {e['dev_cer']:.2f} | {e['seconds'] / 60:.1f} |")
+        print(f"| {e['epoch']} | {e['step']} | {_f(e['train_loss'], 3)} | {_f(e['dev_loss'], 3)} | "
+              f"{_f(e['dev_wer'], 2)} | {_f(e['dev_cer'], 2)} | {e['seconds'] / 60:.1f} |")
+
+
+def _f(value, digits: int) -> str:
+    """A figure, or '-' where the run had none (no dev set: logged as null)."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":

@@ -61,21 +61,25 @@ def main() -> int:
     utts = read_manifest(args.manifest)
     with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda iu: recognise(iu[1], iu[0], Path(folder)), enumerate(utts)))
-    for _, error in results:
-        if error:
-            print(f"peer_pocketsphinx: {error}", file=sys.stderr)
-    # like `asr evaluate`: the score is over the utterances that could be recognised
+    failed = [error for _, error in results if error]
+    for error in failed:
+        print(f"peer_pocketsphinx: {error}", file=sys.stderr)
+    # like `asr evaluate`: the score is over the utterances that could be recognised, the others
+    # are listed in the report as failed, and the exit status is 1
     utts, hyps = [u for u, (h, _) in zip(utts, results) if h is not None], [h for h, _ in results if h is not None]
     if not utts:
         print("peer_pocketsphinx: no utterance could be recognised", file=sys.stderr)
         return 1
-    result = score([u.text for u in utts], hyps)
+    result = score([normalize(u.text) for u in utts], hyps)  # both sides normalised, as `asr evaluate` does
     if args.report:
-        args.report.write_text(json.dumps({"score": result._asdict(), "utterances": [
+        tmp = args.report.with_name(args.report.name + ".tmp")
+        tmp.write_text(json.dumps({"score": result._asdict(), "failed": failed, "utterances": [
             {"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]},
             indent=1), encoding="utf-8")
-    print(f"PocketSphinx (Debian pocketsphinx-en-us) on {args.manifest}: {result.summary()}")
-    return 0
+        tmp.replace(args.report)
+    print(f"PocketSphinx (Debian pocketsphinx-en-us) on {args.manifest}: {result.summary()}"
+          + (f"; {len(failed)} failed, not scored" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -196,8 +196,10 @@ def main():
     ap.add_argument("--out", help="output ARPA file, with the installed model as input")
     ap.add_argument("--digits", type=int, default=6, help="decimals written for log10 values (default 6)")
     args = ap.parse_args()
+    if args.out and args.arpa:
+        sys.exit("pocketsphinx_lm: give the output once: IN.lm.bin OUT.arpa, or [IN.lm.bin] --out OUT.arpa")
     out = args.out or args.arpa
-    source = args.lm_bin if args.arpa else None
+    source = args.lm_bin
     if not out:
         sys.exit("pocketsphinx_lm: give --out OUT.arpa.gz (or IN.lm.bin OUT.arpa)")
     if source is None:
@@ -210,6 +212,8 @@ def main():
         words, levels = read_trie(source)
     except (FormatError, OSError) as e:
         sys.exit(f"pocketsphinx_lm: {source}: {e}")
+    except ValueError as e:  # numpy reading past the end of a cut-off file
+        sys.exit(f"pocketsphinx_lm: {source}: truncated or corrupt ({e})")
     tmp = out + ".tmp" + (".gz" if out.endswith(".gz") else "")
     write_arpa(words, levels, tmp, args.digits)
     os.replace(tmp, out)

@@ -99,13 +99,18 @@ def main() -> int:
         lines += [f"| {' | '.join(peer)} |" for peer in AN4_PEERS]
         lines += [f"| ours, greedy | {test[1]} | {test[2]} | this run |",
                   f"| ours, beam + LM | {test[3]} | {test[4]} | this run |"]
-    if args.notes and args.notes.exists():
+    if args.notes:
+        if not args.notes.exists():
+            parser.error(f"--notes {args.notes}: no such file")
         lines += ["", args.notes.read_text(encoding="utf-8").strip()]
-    if args.curve:
+    if args.curve:  # a curve that cannot be drawn (no matplotlib) costs the curve, not the results
         png = args.out.with_name("curve.png")
-        subprocess.run([sys.executable, str(Path(__file__).with_name("plot_training.py")), str(exp / "log.jsonl"),
-                        "--out", str(png), "--title", args.title], check=True, stdout=subprocess.DEVNULL)
-        lines += ["", f"![training curve]({png.name})"]
+        drawn = subprocess.run([sys.executable, str(Path(__file__).with_name("plot_training.py")), str(exp / "log.jsonl"),
+                                "--out", str(png), "--title", args.title], stdout=subprocess.DEVNULL)
+        if drawn.returncode == 0:
+            lines += ["", f"![training curve]({png.name})"]
+        else:
+            print(f"results: no training curve (tools/plot_training.py exited {drawn.returncode})", file=sys.stderr)
     lines += ["", "Commands, in the order the stages ran them:", "", "```", *commands, "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
