@@ -206,3 +206,18 @@ def test_peer_pocketsphinx_normalises_references_and_reports_what_failed(tmp_pat
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["failed"]) == 1 and "gone.wav" in report["failed"][0]
     assert report["score"]["chars"] == 11 and "1 failed, not scored" in run.stdout  # "HELLO WORLD", not "Hello, world."
+
+
+def test_compare_runs_puts_runs_side_by_side_and_bolds_the_best(tmp_path):
+    for run, figures in {"a": {"greedy_dev": 20.0, "lm_dev": 10.0, "greedy_test": 30.0},
+                         "b": {"greedy_dev": 15.5, "lm_dev": 12.25}}.items():
+        (tmp_path / run / "decode").mkdir(parents=True)
+        for name, value in figures.items():
+            (tmp_path / run / "decode" / f"{name}.json").write_text(json.dumps({"wer": value, "cer": 1.0}))
+    run = _tool(ROOT / "tools" / "compare_runs.py", tmp_path / "a", tmp_path / "b", "--sets", "dev", "test")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[2] == "| dev | 20.00 / **10.00** | **15.50** / 12.25 |"
+    assert lines[3] == "| test | **30.00** / - | - / - |"
+    run = _tool(ROOT / "tools" / "compare_runs.py", tmp_path / "a", tmp_path / "nothing", "--sets", "dev")
+    assert run.returncode == 2 and "no decode/ folder in" in run.stderr
