@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -105,13 +106,15 @@ def _coerce(name: str, kind, value):
         return float(value)
     if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if kind is bool and not isinstance(value, bool) or kind is not bool and isinstance(value, bool):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
     if not isinstance(value, kind):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # nan slips past every range check
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
     return value
 
 

@@ -436,7 +436,7 @@ class _Trainer:
         return (entry["file"] if entry in best else None), dropped
 
     @torch.no_grad()
-    def _evaluate(self) -> tuple[float, Score]:
+    def _evaluate(self) -> tuple[float, Score | None]:
         """Mean per-utterance dev loss and greedy WER/CER; each rank scores a share."""
         dataset = self.dev_set
         self.model.eval()
@@ -459,7 +459,7 @@ class _Trainer:
                 log_probs, out_lengths = self.model(feats, frames)
             loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(self.device), out_lengths,
                               batch.target_lengths, blank=self.vocab.blank, reduction="none", zero_infinity=True)
-            losses += (loss.cpu() / batch.target_lengths).tolist()
+            losses += (loss.cpu() / batch.target_lengths.clamp(min=1)).tolist()  # (an empty transcript: no inf)
             hyps += [h.text for h in greedy(log_probs.float().cpu(), out_lengths.cpu(), self.vocab)]
             refs += [self.vocab.decode(t[:n].tolist()) for t, n in zip(batch.targets, batch.target_lengths)]
         self.model.train()
@@ -467,6 +467,9 @@ class _Trainer:
             shares = [None] * self.ddp.world_size
             dist.all_gather_object(shares, (losses, refs, hyps))
             losses, refs, hyps = (sum((s[k] for s in shares), []) for k in range(3))
+        if not refs:  # every dev file failed to load: no figure, rather than a perfect 0% WER
+            log.warning("no dev utterance could be scored this epoch")
+            return math.nan, None
         return float(np.mean(losses)), score(refs, hyps)
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -500,15 +503,37 @@ class _Trainer:
         now, then = to_dict(self.config)["model"], payload["config"]["model"]
         if then != now:
             raise TrainError(f"{self.last}: was trained with model {then}, the config now says {now}")
+        # The saved normalisation statistics belong to the features they were computed on.
+        now, then = to_dict(self.config)["features"], payload["config"]["features"]
+        changed = {k: (v, now.get(k)) for k, v in then.items() if now.get(k) != v}
+        if changed:
+            raise TrainError(f"{self.last}: was trained with other features ("
+                             + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + "); start a new run")
         if "progress" not in payload:
             raise TrainError(f"{self.last}: written by an older asr without a training position; start a new run")
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        # The config's learning rate and weight decay hold from here on, as its checkpoints will say
+        # (loading the optimizer's state brought back the old run's).
+        cfg = self.config.train
+        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        for group, scale in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+            group.update(initial_lr=cfg.lr, lr=cfg.lr * scale(self.scheduler.last_epoch), weight_decay=cfg.weight_decay)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         if self.scaler and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
         self.stats = payload["stats"]
         self.progress = Progress(**payload["progress"])
+        then_world = payload.get("world_size", 1)
+        if then_world != self.ddp.world_size and self.progress.batch:
+            # An epoch's batches are cut for a process count: the rest of the old cut is not the
+            # rest of the new one (some utterances would be skipped), so the epoch starts again.
+            if self.ddp.main:
+                log.warning("%s was cut off in epoch %d on %d processes, not %d: that epoch starts again "
+                            "(its first %d batches are trained twice)", self.last, self.progress.epoch + 1,
+                            then_world, self.ddp.world_size, self.progress.batch)
+            self.progress.batch, self.progress.epoch_sums = 0, [0.0] * len(_SUMS)
         rng = payload.get("rng") or []
         if len(rng) == self.ddp.world_size:
             _set_rng_state(rng[self.ddp.rank], self.device)

@@ -32,6 +32,8 @@ def test_overrides_and_types(tmp_path):
     ("augment:\n  time_ratio: 2\n", "time_ratio"),
     ("features:\n  hop_ms: 0\n", "hop_ms"),
     ("train:\n  lr: fast\n", "expected float"),
+    ("train:\n  lr: .nan\n", "expected a finite number"),
+    ("train:\n  grad_clip: nan\n", "expected a finite number"),
 ])
 def test_bad_configs_are_refused_with_the_file_named(tmp_path, text, problem):
     path = tmp_path / "c.yaml"

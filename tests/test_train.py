@@ -79,6 +79,40 @@ def test_resume_refuses_a_different_model(tmp_path, tone_manifest, tiny_config):
     config.model.hidden = 64
     with pytest.raises(TrainError, match="was trained with model"):
         train(config, tmp_path / "exp", resume=True)
+    config.model = load_config(ROOT / "conf" / "tiny.yaml").model
+    config.features.cmn = not config.features.cmn  # the saved statistics would no longer fit
+    with pytest.raises(TrainError, match="was trained with other features \\(cmn "):
+        train(config, tmp_path / "exp", resume=True)
+
+
+def test_resume_takes_the_configs_learning_rate_and_weight_decay(tmp_path, tone_manifest, tiny_config):
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.batch_seconds = 3.0
+    config.train.max_steps = 1
+    train(config, tmp_path / "exp")
+    config.train.max_steps, config.train.lr, config.train.weight_decay = 2, config.train.lr / 2, 0.0
+    train(config, tmp_path / "exp", resume=True)
+    saved = checkpoint.load(tmp_path / "exp" / "last.pt")
+    [group] = saved["optimizer"]["param_groups"]
+    assert group["initial_lr"] == config.train.lr and group["weight_decay"] == 0.0
+    assert saved["scheduler"]["base_lrs"] == [config.train.lr]
+
+
+def test_resume_on_another_process_count_starts_the_cut_off_epoch_again(tmp_path, tone_manifest, tiny_config, caplog):
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.batch_seconds = 3.0  # ~10 batches an epoch
+    config.train.max_steps = 2
+    train(config, tmp_path / "exp")
+    last = checkpoint.load(tmp_path / "exp" / "last.pt")
+    assert last["progress"]["batch"] == 2
+    checkpoint.save(tmp_path / "exp" / "last.pt", {**last, "world_size": 2})  # as if cut off on 2 processes
+    config.train.max_steps = 3
+    with caplog.at_level("WARNING"):
+        train(config, tmp_path / "exp", resume=True)
+    assert "cut off in epoch 1 on 2 processes, not 1: that epoch starts again" in caplog.text
+    assert checkpoint.load(tmp_path / "exp" / "last.pt")["progress"]["batch"] == 1  # one batch into it again
 
 
 def test_unreadable_training_audio_stops_before_the_first_step(tmp_path, tone_manifest, tiny_config):
