@@ -212,6 +212,23 @@ def test_audio_that_goes_bad_during_training_is_skipped_not_fatal(tmp_path, tone
     assert all(torch.isfinite(v).all() for v in checkpoint.load(tmp_path / "exp" / "last.pt")["model"].values())
 
 
+def test_an_epoch_whose_dev_files_all_went_bad_has_no_dev_figure(tmp_path, tone_manifest, monkeypatch, caplog):
+    from asr import audio
+
+    real_load = audio.load
+
+    def dev_gone(path, *args, **kwargs):  # every read by the dev pass fails (the same files train fine)
+        callers = {sys._getframe(k).f_code.co_name for k in range(1, 5)}
+        if "_evaluate" in callers:
+            raise audio.AudioError(path, "no such file")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "load", dev_gone)
+    result = train(_config(tone_manifest, ["train.max_steps=2"]), tmp_path / "exp")
+    assert math.isnan(result.history[-1].dev_wer)  # not a perfect 0% WER
+    assert "no dev utterance could be scored this epoch" in [r.getMessage() for r in caplog.records]
+
+
 # -- exact resume, preemption, distributed ---------------------------------------------------------
 
 
