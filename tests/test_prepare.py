@@ -413,12 +413,18 @@ def test_kaldi_reports_what_it_leaves_out(tmp_path, capsys):
         prepare("kaldi", tmp_path, tmp_path / "x")
 
 
+def plain_kaldi_dir(path, wav_scp: str, text: str):
+    """A data directory of wav.scp and text only."""
+    path.mkdir()
+    (path / "wav.scp").write_text(wav_scp)
+    (path / "text").write_text(text)
+    return path
+
+
 def test_kaldi_dir_without_segments_one_utterance_per_recording(tmp_path, capsys):
     tone(tmp_path / "a.wav", 1.0)
-    data = tmp_path / "dev"
-    data.mkdir()
-    (data / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\nb {tmp_path / 'b.wav'}\n")
-    (data / "text").write_text("a first words\nb second words\n")
+    data = plain_kaldi_dir(tmp_path / "dev", f"a {tmp_path / 'a.wav'}\nb {tmp_path / 'b.wav'}\n",
+                           "a first words\nb second words\n")
     assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
     assert len(err) == 1 and "wav.scp:2: b: " in err[0] and "no such file" in err[0]  # once, not again for text
@@ -428,10 +434,7 @@ def test_kaldi_dir_without_segments_one_utterance_per_recording(tmp_path, capsys
 
 def test_kaldi_tables_may_separate_the_id_with_tabs_and_ids_out_never_hold_spaces(tmp_path, capsys):
     tone(tmp_path / "a b.wav", 1.0)
-    data = tmp_path / "tabs"
-    data.mkdir()
-    (data / "wav.scp").write_text(f"a\t{tmp_path / 'a b.wav'}\n")
-    (data / "text").write_text("a\tfirst  words\n")
+    data = plain_kaldi_dir(tmp_path / "tabs", f"a\t{tmp_path / 'a b.wav'}\n", "a\tfirst  words\n")
     assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 0
     [u] = read_manifest(tmp_path / "out" / "tabs.jsonl")
     assert (u.utt_id, u.text, u.audio_filepath) == ("a", "FIRST WORDS", str(tmp_path / "a b.wav"))
