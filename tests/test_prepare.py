@@ -444,3 +444,7 @@ def test_kaldi_tables_may_separate_the_id_with_tabs_and_ids_out_never_hold_space
     assert (tmp_path / "back" / "text").read_text() == "spk_1_utt_1 FIRST WORDS\n"
     assert (tmp_path / "back" / "spk2utt").read_text() == "spk_1 spk_1_utt_1\n"
     assert (tmp_path / "back" / "wav.scp").read_text() == f"a_b {tmp_path / 'a b.wav'}\n"
+    # An id the speaker does not lead gets it as a prefix, so utt2spk sorts the same by either field.
+    write_manifest(tmp_path / "m.jsonl", [u._replace(utt_id="b", speaker="zed"), u._replace(utt_id="a", speaker="amy")])
+    assert main(["to-kaldi", str(tmp_path / "m.jsonl"), str(tmp_path / "ids")]) == 0
+    assert (tmp_path / "ids" / "utt2spk").read_text() == "amy-a amy\nzed-b zed\n"

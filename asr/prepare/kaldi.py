@@ -12,7 +12,8 @@ OUT/NAME.jsonl (NAME: the data directory's own name), one line per utterance, wi
 `offset` for segments and the Kaldi ids in `utt_id` and `speaker`.
 
 Out (`asr to-kaldi MANIFEST DIR`): wav.scp, text, utt2spk, spk2utt, and segments whenever an
-utterance is part of a recording; files sorted as Kaldi's tools expect.
+utterance is part of a recording; files sorted as Kaldi's tools expect, ids without whitespace
+('_' for it), and each utterance id led by its speaker's (`SPEAKER-ID` where it was not).
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ def write_data_dir(utts: list[Utterance], out_dir: str | os.PathLike) -> list[Pa
         start = u.offset or 0.0
         utt_id = _kaldi_id(u.utt_id) if u.utt_id else (
             rec if u.offset is None else f"{rec}-{round(start * 100):07d}-{round((start + u.duration) * 100):07d}")
-        rows.append((utt_id, rec, start, start + u.duration, u.text, _kaldi_id(u.speaker) if u.speaker else utt_id))
+        speaker = _kaldi_id(u.speaker) if u.speaker else utt_id
+        if not utt_id.startswith(speaker):  # Kaldi sorts utt2spk by both: the speaker must lead the id
+            utt_id = f"{speaker}-{utt_id}"
+        rows.append((utt_id, rec, start, start + u.duration, u.text, speaker))
     ids = [r[0] for r in rows]
     if len(set(ids)) != len(ids):
         raise PrepareError(f"{len(ids) - len(set(ids))} utterance ids occur twice: a Kaldi directory needs them unique")
