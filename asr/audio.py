@@ -137,8 +137,8 @@ def from_array(samples, sample_rate: int, name: str = "array") -> np.ndarray:
         raise AudioError(name, "no audio (zero length)")
     if np.issubdtype(data.dtype, np.integer):  # PCM: full scale is the type's range
         info = np.iinfo(data.dtype)
-        half = float(info.max // 2 + 1 if info.min == 0 else -info.min)  # unsigned PCM (8-bit): silence is mid-range
-        data = (data.astype(np.float64) - (half if info.min == 0 else 0.0)) / half
+        silence = 0 if info.min else info.max // 2 + 1  # unsigned PCM (8-bit): silence is mid-range
+        data = (data.astype(np.float64) - silence) / (-info.min or silence)
     mono = _mono(name, data.astype(np.float32, copy=False))
     return _resample(name, mono, int(sample_rate), SAMPLE_RATE)
 

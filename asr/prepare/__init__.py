@@ -32,7 +32,8 @@ def utterance(path: Path, text: str, problems: list[str]) -> Utterance | None:
     `problems`, where the audio cannot be read."""
     try:
         duration = audio.duration(path)
-        str(path.resolve()).encode("utf-8")
+        resolved = str(path.resolve())
+        resolved.encode("utf-8")
     except audio.AudioError as e:
         problems.append(f"{e}, left out")
         return None
@@ -40,7 +41,7 @@ def utterance(path: Path, text: str, problems: list[str]) -> Utterance | None:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # printable anywhere
         problems.append(f"{shown}: the file's name is not UTF-8 (rename it), left out")
         return None
-    return Utterance(str(path.resolve()), round(duration, 4), text)
+    return Utterance(resolved, round(duration, 4), text)
 
 
 def write_splits(out_dir: str | os.PathLike, splits: dict[str, list[Utterance]], problems: list[str]) -> PrepareResult:
