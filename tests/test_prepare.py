@@ -258,7 +258,9 @@ def test_folder_reports_what_it_changed_and_what_it_left_out(tmp_path, capsys):
     folder_tree(src, {"price": "It costs $3.50, press #.", "year": "In 1820 we met 21 people",
                       "beep": "<beep ascending>", "blank": " ... "})
     tone(src / "no_text.flac", 0.3)
-    (src / "no_audio.txt").write_text("words without audio")
+    (src / "README.txt").write_text("words without audio: a note")
+    (src / "phone.m4a").write_bytes(b"\0\0\0\x20ftypM4A ")
+    (src / "phone.txt").write_text("a recording we cannot read")
     tone(src / "twice.flac", 0.3)
     folder_tree(src, {"twice": "same name twice"})
     (src / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
@@ -269,7 +271,7 @@ def test_folder_reports_what_it_changed_and_what_it_left_out(tmp_path, capsys):
     assert main(["prepare", "folder", str(src), str(out), "--test", "year"]) == 1
     captured = capsys.readouterr()
     err = captured.err
-    for name, why in [("no_text.flac", "no transcript no_text.txt"), ("no_audio.txt", "no audio file beside"),
+    for name, why in [("no_text.flac", "no transcript no_text.txt"), ("phone.m4a", "not a format we read"),
                       ("twice.flac", "2 audio files share this name"), ("latin1.txt", "cannot read"),
                       ("blank.txt", "no words in the transcript"), ("broken.wav", "")]:
         assert any(name in line and why in line for line in err.splitlines()), (name, err)
@@ -282,6 +284,8 @@ def test_folder_reports_what_it_changed_and_what_it_left_out(tmp_path, capsys):
         ("price.txt", "$3.50 -> THREE DOLLARS AND FIFTY CENTS", "#"),
         ("year.txt", "1820 -> EIGHTEEN TWENTY; 21 -> TWENTY ONE", "")]
     assert "1 files left out as non-speech, their transcripts only <tags>: beep.txt" in captured.out
+    assert "1 .txt files with no audio of their name, taken for notes, not transcripts: README.txt" in captured.out
+    assert "README" not in err
 
 
 def test_folder_leaves_out_a_name_that_is_not_utf8_and_reads_out_inside_src_again(tmp_path, capsys):

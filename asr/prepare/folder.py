@@ -98,8 +98,19 @@ def prepare(src: Path, out_dir: Path, split: FolderSplit | None = None) -> Prepa
     transcripts = {p.with_suffix(""): p for p in files if p.suffix == ".txt"}
     if not audio_of:
         raise PrepareError(f"{src}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it or its sub-folders")
+    # A .txt with nothing of its name beside it is a note (README.txt), reported but no error; one
+    # beside a file we cannot read (.m4a) is a recording lost, and is.
+    others: dict[Path, list[Path]] = {}
+    for path in files:
+        if path.suffix != ".txt" and path.with_suffix("") not in audio_of:
+            others.setdefault(path.with_suffix(""), []).append(path)
+    notes = []
     for stem in sorted(transcripts.keys() - audio_of.keys()):
-        problems.append(f"{transcripts[stem]}: a transcript with no audio file beside it, left out")
+        if stem in others:
+            problems.append(f"{others[stem][0]}: not a format we read ({', '.join(AUDIO_EXTENSIONS)}); "
+                            f"its transcript {transcripts[stem].name} left out (convert it, e.g. with ffmpeg)")
+        else:
+            notes.append(transcripts[stem].relative_to(src).as_posix())
 
     groups: dict[str, list[tuple[str, Utterance]]] = {}
     changes, spoken, dropped, non_speech = [], 0, 0, []
@@ -161,6 +172,9 @@ def prepare(src: Path, out_dir: Path, split: FolderSplit | None = None) -> Prepa
         tmp.replace(tsv)
         extras.append(f"{tsv}\t{spoken} transcripts had numbers spoken as words, {dropped} had characters "
                       "dropped that are not punctuation: each with its raw and normalised text")
+    if notes:
+        extras.append(f"{len(notes)} .txt files with no audio of their name, taken for notes, not transcripts: "
+                      + ", ".join(notes[:5]) + (" ..." if len(notes) > 5 else ""))
     if non_speech:
         extras.append(f"{len(non_speech)} files left out as non-speech, their transcripts only <tags>: "
                       + ", ".join(non_speech[:5]) + (" ..." if len(non_speech) > 5 else ""))
