@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     lm = p.add_subparsers(dest="lm_command", required=True)
     p = lm.add_parser("build", help="estimate an interpolated modified Kneser-Ney model; write ARPA")
     p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
-    p.add_argument("--order", type=int, default=4, help="n-gram order (the decoder's KenLM loads up to 6)")
+    p.add_argument("--order", type=int, default=4, help="n-gram order (the decoder's KenLM loads 2 to 6)")
     p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
     p.add_argument("--units", choices=["words", "chars"], default="words",
                    help="chars: letters and '|', for lexicon-free decoding")
@@ -217,7 +217,7 @@ def _decoder(args, recognizer):
         return decoder_for(recognizer, lm=args.lm, lexicon=args.lexicon, lm_weight=getattr(args, "lm_weight", None),
                            word_score=getattr(args, "word_score", None), beam=args.beam,
                            beam_threshold=args.beam_threshold, greedy=getattr(args, "greedy", False),
-                           workers=args.decode_workers or cpus())
+                           workers=cpus() if args.decode_workers is None else args.decode_workers)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
 
@@ -347,6 +347,8 @@ def _lm_build(args) -> int:
 
     start = time.monotonic()
     words = 0
+    if args.order < 2:  # KenLM, the decoder's LM reader, refuses a unigram model
+        raise UsageError(f"--order {args.order}: the decoder loads n-gram models of order 2 to 6")
 
     def counted(sentences):
         nonlocal words
@@ -526,6 +528,8 @@ def _tune_lm(args) -> int:
     from asr.checkpoint import load_recognizer, resolve_device
     from asr.transcribe import tune
 
+    if not all(math.isfinite(x) for x in args.lm_weights + args.word_scores):  # before any work, not after it
+        raise UsageError("--lm-weights and --word-scores must be finite numbers")
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     points = tune(recognizer, args.manifest, _decoder(args, recognizer), args.lm_weights, args.word_scores)
     print("lm_weight\tword_score\tWER\tCER")

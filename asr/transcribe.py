@@ -312,15 +312,24 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
                 lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
                 beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
-    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options."""
-    if greedy and (lm or beam):
-        raise ValueError("greedy decoding cannot go with an LM or a beam: ask for one or the other")
-    stored = None if lm or greedy else recognizer.decoding
-    if not beam and not lm and stored is None:
-        return None
+    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options, and
+    for options that would be ignored."""
     chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
               "lm": lm, "lexicon": lexicon}
-    config = dataclasses.replace(stored or BeamConfig(), workers=workers, **{k: v for k, v in chosen.items() if v is not None})
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    BeamConfig(workers=workers, **chosen)  # bad numbers refused now, even where no beam search follows
+    if greedy and chosen:
+        raise ValueError("greedy decoding cannot go with an LM, a lexicon, a beam or their settings: "
+                         "ask for one or the other")
+    stored = None if lm or greedy else recognizer.decoding
+    if not beam and not lm and stored is None:
+        if chosen:
+            raise ValueError("a lexicon, an LM weight, a word score or a beam threshold needs beam search: "
+                             "give an LM or a beam")
+        return None
+    config = dataclasses.replace(stored or BeamConfig(), workers=workers, **chosen)
+    if not config.lm and (lexicon or lm_weight is not None):
+        raise ValueError("a lexicon or an LM weight needs an LM: give one")
     return BeamDecoder(recognizer.vocab, config)
 
 
@@ -383,7 +392,7 @@ def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, 
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
     `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
     recognizer = load_recognizer(model, resolve_device(device))
-    workers = decode_workers or cpus()
+    workers = cpus() if decode_workers is None else decode_workers
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
     return Model(recognizer, decoder)

@@ -216,10 +216,30 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[-3].startswith("asr: error: decoding options: ") and "must be finite numbers" in err[-2]
     assert err[-1] == "asr: error: --batch-size must be at least 1"
-    for flags in (["--greedy", "--beam", "5"], ["--greedy", "--lm", str(tmp_path / "lm.arpa")]):  # not one ignored
-        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2
-        assert capsys.readouterr().err.strip() == (
-            "asr: error: decoding options: greedy decoding cannot go with an LM or a beam: ask for one or the other")
+    for flags in (["--beam", "5"], ["--lm", str(tmp_path / "lm.arpa")], ["--lexicon", "lex.txt"], ["--lm-weight", "2"],
+                  ["--word-score", "1"], ["--beam-threshold", "10"]):  # not one ignored
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, "--greedy", *flags]) == 2
+        assert capsys.readouterr().err.strip() == ("asr: error: decoding options: greedy decoding cannot go with an LM, "
+                                                   "a lexicon, a beam or their settings: ask for one or the other")
+    # options nothing would use, numbers that mean nothing: refused, even where greedy decoding follows
+    for flags, problem in [(["--beam", "5", "--lexicon", "lex.txt"], "a lexicon or an LM weight needs an LM: give one"),
+                           (["--beam", "5", "--lm-weight", "2"], "a lexicon or an LM weight needs an LM: give one"),
+                           (["--lexicon", "lex.txt"], "a lexicon, an LM weight, a word score or a beam threshold "
+                                                      "needs beam search: give an LM or a beam"),
+                           (["--decode-workers", "0"], "workers must be >= 1"),
+                           (["--decode-workers", "-2", "--beam", "5"], "workers must be >= 1"),
+                           (["--beam-threshold", "-1"], "beam_threshold positive")]:
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("asr: error: decoding options: ") and problem in err, (flags, err)
+    # tune-lm: weights checked before the acoustic model runs
+    (tmp_path / "text.txt").write_text("zero one two\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "1", "--out", str(tmp_path / "u.arpa")]) == 2
+    assert capsys.readouterr().err.strip() == "asr: error: --order 1: the decoder loads n-gram models of order 2 to 6"
+    for weights in (["--lm-weights", "1", "nan"], ["--word-scores", "inf"]):
+        assert main(["tune-lm", *model, "--manifest", str(trained / "data" / "dev.jsonl"), "--lm", str(tmp_path / "lm.arpa"),
+                     *weights]) == 2
+        assert capsys.readouterr().err.strip() == "asr: error: --lm-weights and --word-scores must be finite numbers"
     assert main(["download", "librispeech", str(tmp_path / "src")]) == 2
     assert capsys.readouterr().err.strip() == "asr: error: nothing to download: give --subsets and/or --lm"
 
