@@ -432,9 +432,10 @@ def _evaluate(args) -> int:
         Path(args.report).with_suffix(".alignments.txt").write_text(worst(result, args.worst), encoding="utf-8")
     s = result.score
     if args.format == "markdown":
+        wer, cer = (f"{s.wer:.2f}%", f"{s.cer:.2f}%") if s.utterances else ("n/a", "n/a")  # nothing scored
         print("| manifest | utterances | WER | CER | substitutions | deletions | insertions | words |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {args.manifest} | {s.utterances} | {s.wer:.2f}% | {s.cer:.2f}% | {s.substitutions} | {s.deletions} "
+        print(f"| {args.manifest} | {s.utterances} | {wer} | {cer} | {s.substitutions} | {s.deletions} "
               f"| {s.insertions} | {s.words} |")
     else:
         print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "

@@ -269,6 +269,19 @@ def test_evaluate_scores_what_it_can_read_and_names_the_rest(trained, tmp_path, 
     assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
 
 
+def test_evaluate_with_nothing_scored_gives_no_figure(trained, tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "ONE"}) + "\n")
+    report = tmp_path / "report.json"
+    for fmt, last in (("text", "WER n/a CER n/a (0 utterances)"), ("markdown", f"| {manifest} | 0 | n/a | n/a | 0 | 0 | 0 | 0 |")):
+        assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest),
+                     "--format", fmt, "--report", str(report)]) == 1
+        out, err = capsys.readouterr()
+        assert out.strip().splitlines()[-1] == last
+        assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
+    assert json.loads(report.read_text())["utterances"] == []
+
+
 def test_set_is_repeatable_and_an_unwritable_out_is_one_line(trained, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code = main(["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(trained / "data" / "train.jsonl"),
