@@ -176,9 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a training checkpoint, e.g. exp/lj/best.pt")
     p.add_argument("out", help="the model file to write; the LM is copied beside it as OUT-stem.lm.*")
     p.add_argument("--lm", help="n-gram LM (ARPA, .gz too) that transcription with this model uses by default")
-    p.add_argument("--lm-weight", type=float, default=1.0)
-    p.add_argument("--word-score", type=float, default=0.0)
-    p.add_argument("--beam", type=int, default=50)
+    p.add_argument("--lm-weight", type=float, help="with --lm: default 1")
+    p.add_argument("--word-score", type=float, help="with --lm: default 0")
+    p.add_argument("--beam", type=int, help="with --lm: default 50")
     p.add_argument("--format", choices=["pt", "onnx"], help="default: onnx for OUT.onnx, else pt. onnx: the acoustic "
                    "model for onnxruntime (features stay in Python: asr.checkpoint.OnnxRecognizer)")
     p.set_defaults(run=_export)
@@ -504,6 +504,10 @@ def _export(args) -> int:
     from asr import checkpoint
     from asr.decode import BeamConfig
 
+    settings = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_score", args.word_score),
+                                  ("beam_size", args.beam)) if v is not None}
+    if settings and not args.lm:  # they are the exported LM's settings: without one, nothing keeps them
+        raise UsageError("--lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
     if (args.format or ("onnx" if args.out.endswith(".onnx") else "pt")) == "onnx":
         if args.lm:
             raise UsageError("an ONNX export holds the acoustic model only; decode its output with --lm in Python")
@@ -516,11 +520,11 @@ def _export(args) -> int:
         return 0
 
     try:
-        decoding = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)
+        decoding = BeamConfig(**settings)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
     size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None)
-    lm = f", with {args.lm} (--lm-weight {args.lm_weight:g} --word-score {args.word_score:g})" if args.lm else ""
+    lm = f", with {args.lm} (--lm-weight {decoding.lm_weight:g} --word-score {decoding.word_score:g})" if args.lm else ""
     print(f"{args.out}: {size / 1e6:.1f} MB{lm}")
     return 0
 

@@ -282,6 +282,23 @@ def test_evaluate_with_nothing_scored_gives_no_figure(trained, tmp_path, capsys)
     assert json.loads(report.read_text())["utterances"] == []
 
 
+def test_export_refuses_settings_without_an_lm_and_an_lm_it_cannot_use(trained, tmp_path, capsys):
+    best, out = str(trained / "exp" / "best.pt"), str(tmp_path / "m.pt")
+    assert main(["export", best, out, "--lm-weight", "2", "--beam", "7"]) == 2  # nothing would keep them
+    assert capsys.readouterr().err.strip() == (
+        "asr: error: --lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
+    sf.write(tmp_path / "hello.wav", tone_speech("ONE"), 16000)
+    (tmp_path / "text.txt").write_text("zero one two\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "7", "--out", str(tmp_path / "7.arpa")]) == 0
+    capsys.readouterr()
+    for lm, problem in [(tmp_path / "hello.wav", "not an ARPA file"), (tmp_path, "is a directory, not an LM file"),
+                        (tmp_path / "7.arpa", "order above 6")]:  # each would fail every transcription
+        assert main(["export", best, out, "--lm", str(lm)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"asr: error: {lm}: {problem}"), err
+    assert not list(tmp_path.glob("m.*"))  # no model, no copied LM
+
+
 def test_set_is_repeatable_and_an_unwritable_out_is_one_line(trained, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code = main(["train", "--config", str(ROOT / "conf" / "tiny.yaml"), "--train", str(trained / "data" / "train.jsonl"),
