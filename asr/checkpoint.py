@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from asr.config import Config, ConfigError, from_dict
-from asr.decode import BeamConfig
+from asr.decode import BeamConfig, BeamDecoder
 from asr.features import LogMel
 from asr.model import BiLSTMCTC
 from asr.text import Vocabulary
@@ -158,16 +158,18 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
     exported["model"] = model
     if lm is not None:
         lm = Path(lm)
-        if not lm.is_file():
-            raise CheckpointError(f"{lm}: no such LM file")
+        settings = dataclasses.replace(decoding or BeamConfig(), lm=str(lm), lexicon="", workers=1)
+        try:
+            vocab = Vocabulary(payload["vocab"])
+        except ValueError as e:
+            raise CheckpointError(f"{src}: {e}") from None
+        BeamDecoder(vocab, settings)  # an LM that every transcription would refuse is refused now (DecodeError)
         name = f"{out.stem}.lm{''.join(lm.suffixes)}"
         tmp = out.parent / f".{name}.tmp"
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lm, tmp)
         os.replace(tmp, out.parent / name)
-        settings = dataclasses.asdict(decoding or BeamConfig())
-        settings.update(lm=name, lexicon="", workers=1)
-        exported["decoding"] = settings
+        exported["decoding"] = {**dataclasses.asdict(settings), "lm": name}
     save(out, exported)
     return out.stat().st_size
 

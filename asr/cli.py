@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     lm = p.add_subparsers(dest="lm_command", required=True)
     p = lm.add_parser("build", help="estimate an interpolated modified Kneser-Ney model; write ARPA")
     p.add_argument("--text", nargs="+", required=True, help="text files, one sentence a line (.gz too)")
-    p.add_argument("--order", type=int, default=4, help="n-gram order (the decoder's KenLM loads up to 6)")
+    p.add_argument("--order", type=int, default=4, help="n-gram order (the decoder's KenLM loads 2 to 6)")
     p.add_argument("--out", required=True, help="LM.arpa (LM.arpa.gz: gzipped)")
     p.add_argument("--units", choices=["words", "chars"], default="words",
                    help="chars: letters and '|', for lexicon-free decoding")
@@ -176,9 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a training checkpoint, e.g. exp/lj/best.pt")
     p.add_argument("out", help="the model file to write; the LM is copied beside it as OUT-stem.lm.*")
     p.add_argument("--lm", help="n-gram LM (ARPA, .gz too) that transcription with this model uses by default")
-    p.add_argument("--lm-weight", type=float, default=1.0)
-    p.add_argument("--word-score", type=float, default=0.0)
-    p.add_argument("--beam", type=int, default=50)
+    p.add_argument("--lm-weight", type=float, help="with --lm: default 1")
+    p.add_argument("--word-score", type=float, help="with --lm: default 0")
+    p.add_argument("--beam", type=int, help="with --lm: default 50")
     p.add_argument("--format", choices=["pt", "onnx"], help="default: onnx for OUT.onnx, else pt. onnx: the acoustic "
                    "model for onnxruntime (features stay in Python: asr.checkpoint.OnnxRecognizer)")
     p.set_defaults(run=_export)
@@ -217,7 +217,7 @@ def _decoder(args, recognizer):
         return decoder_for(recognizer, lm=args.lm, lexicon=args.lexicon, lm_weight=getattr(args, "lm_weight", None),
                            word_score=getattr(args, "word_score", None), beam=args.beam,
                            beam_threshold=args.beam_threshold, greedy=getattr(args, "greedy", False),
-                           workers=args.decode_workers or cpus())
+                           workers=cpus() if args.decode_workers is None else args.decode_workers)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
 
@@ -347,6 +347,8 @@ def _lm_build(args) -> int:
 
     start = time.monotonic()
     words = 0
+    if args.order < 2:  # KenLM, the decoder's LM reader, refuses a unigram model
+        raise UsageError(f"--order {args.order}: the decoder loads n-gram models of order 2 to 6")
 
     def counted(sentences):
         nonlocal words
@@ -430,9 +432,10 @@ def _evaluate(args) -> int:
         Path(args.report).with_suffix(".alignments.txt").write_text(worst(result, args.worst), encoding="utf-8")
     s = result.score
     if args.format == "markdown":
+        wer, cer = (f"{s.wer:.2f}%", f"{s.cer:.2f}%") if s.utterances else ("n/a", "n/a")  # nothing scored
         print("| manifest | utterances | WER | CER | substitutions | deletions | insertions | words |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {args.manifest} | {s.utterances} | {s.wer:.2f}% | {s.cer:.2f}% | {s.substitutions} | {s.deletions} "
+        print(f"| {args.manifest} | {s.utterances} | {wer} | {cer} | {s.substitutions} | {s.deletions} "
               f"| {s.insertions} | {s.words} |")
     else:
         print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
@@ -501,6 +504,10 @@ def _export(args) -> int:
     from asr import checkpoint
     from asr.decode import BeamConfig
 
+    settings = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_score", args.word_score),
+                                  ("beam_size", args.beam)) if v is not None}
+    if settings and not args.lm:  # they are the exported LM's settings: without one, nothing keeps them
+        raise UsageError("--lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
     if (args.format or ("onnx" if args.out.endswith(".onnx") else "pt")) == "onnx":
         if args.lm:
             raise UsageError("an ONNX export holds the acoustic model only; decode its output with --lm in Python")
@@ -513,11 +520,11 @@ def _export(args) -> int:
         return 0
 
     try:
-        decoding = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)
+        decoding = BeamConfig(**settings)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
     size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None)
-    lm = f", with {args.lm} (--lm-weight {args.lm_weight:g} --word-score {args.word_score:g})" if args.lm else ""
+    lm = f", with {args.lm} (--lm-weight {decoding.lm_weight:g} --word-score {decoding.word_score:g})" if args.lm else ""
     print(f"{args.out}: {size / 1e6:.1f} MB{lm}")
     return 0
 
@@ -526,6 +533,8 @@ def _tune_lm(args) -> int:
     from asr.checkpoint import load_recognizer, resolve_device
     from asr.transcribe import tune
 
+    if not all(math.isfinite(x) for x in args.lm_weights + args.word_scores):  # before any work, not after it
+        raise UsageError("--lm-weights and --word-scores must be finite numbers")
     recognizer = load_recognizer(args.model, resolve_device(args.device))
     points = tune(recognizer, args.manifest, _decoder(args, recognizer), args.lm_weights, args.word_scores)
     print("lm_weight\tword_score\tWER\tCER")

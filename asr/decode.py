@@ -84,6 +84,7 @@ class BeamDecoder:
         self.lexicon = None
         self.lm = None
         self.words = None  # the word list file behind the LM's word ids, shared with ctc_decoder
+        self.spellings: dict[str, list[str]] = {}  # lexicon words not spelt as written, for word times
         if config.lm:
             lm_path = _plain_lm(config.lm, Path(self._tmp.name))
             if config.lexicon:
@@ -93,16 +94,20 @@ class BeamDecoder:
                 if all(w in vocab.index for w in words):  # letters: a character LM
                     self.lexicon = None
                 else:
-                    self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
                     # only words the units can spell: the others could never be output anyway
-                    write_lexicon([w for w in words if all(c in vocab.index and c != WORD_BOUNDARY for c in w)],
-                                  self.lexicon)
+                    spelt = [w for w in words if all(c in vocab.index and c != WORD_BOUNDARY for c in w)]
+                    if not spelt:
+                        letters = " ".join(u for u in vocab.units[vocab.blank + 1:] if u != WORD_BOUNDARY)
+                        raise DecodeError(f"{config.lm}: no word of the LM can be spelled with the model's units "
+                                          f"(its words look like {', '.join(words[:3])}; the units are {letters})")
+                    self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
+                    write_lexicon(spelt, self.lexicon)
             if self.lexicon:
                 # One word dictionary, read from a plain word list, serves KenLM and ctc_decoder
                 # (given as its lm_dict): built from the lexicon it costs ~0.4 s per build for
                 # 74k words, and ctc_decoder would build a second one.
                 self.words = str(Path(self._tmp.name) / "words.txt")
-                _write_word_list(self.lexicon, self.words)
+                self.spellings = _read_lexicon(self.lexicon, vocab, self.words)
                 word_dict = Dictionary(self.words)
                 word_dict.set_default_index(word_dict.get_index(UNK))
             else:
@@ -117,7 +122,9 @@ class BeamDecoder:
                 if too_long:  # KENLM_MAX_ORDER, fixed when flashlight-text was built
                     raise DecodeError(f"{config.lm}: order above {too_long[1]}, the most the decoder's KenLM "
                                       f"loads: build it with --order {too_long[1]} or less") from None
-                raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(str(e).split())[:200]})") from None
+                # KenLM's message opens with a C++ signature; the reason follows "threw ...Exception."
+                reason = re.split(r"threw \w+\.", str(e), maxsplit=1)[-1]
+                raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(reason.split())[:200]})") from None
         self._decoder = self._build(config)
 
     def _build(self, config: BeamConfig):
@@ -182,23 +189,35 @@ def _end_with_a_boundary(emissions: torch.Tensor, lengths: torch.Tensor, vocab: 
     return padded, lengths + 1
 
 
-def _write_word_list(lexicon: str, out: str) -> None:
-    """The lexicon's words, each once, in order, and <unk> last: a word list flashlight reads."""
+def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[str]]:
+    """Writes the lexicon's words, each once, in order, and <unk> last, to `out`: a word list
+    flashlight reads. Returns the first spelling (without '|') of each word that is not spelt
+    as it is written ('OK' as O K A Y), for aligning the word on its units."""
     words = {}
+    spellings = {}
     try:
         with open(lexicon, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 parts = line.split()
-                if len(parts) == 1:
+                if not parts or parts[0] == UNK:
+                    continue
+                units = [u for u in parts[1:] if u != WORD_BOUNDARY]
+                if not units:
                     raise DecodeError(f"{lexicon}: line {n}: a word with no spelling ({parts[0][:40]!r})")
-                if parts and parts[0] != UNK:
-                    words[parts[0]] = None
+                unknown = [u for u in units if u not in vocab.index or u == vocab.units[vocab.blank]]
+                if unknown:
+                    raise DecodeError(f"{lexicon}: line {n}: {parts[0][:40]!r} is spelled with {unknown[0][:20]!r}, "
+                                      "not one of the model's units")
+                if parts[0] not in words and units != list(parts[0]):
+                    spellings[parts[0]] = units
+                words[parts[0]] = None
     except (OSError, UnicodeDecodeError) as e:
         raise DecodeError(f"{lexicon}: not a usable lexicon ({e})") from None
     if not words:
         raise DecodeError(f"{lexicon}: not a usable lexicon (no words)")
     with open(out, "w", encoding="utf-8") as f:
         f.write("".join(f"{w}\n" for w in words) + f"{UNK}\n")
+    return spellings
 
 
 def _nbest_of(i: int) -> list[Hypothesis]:
@@ -236,7 +255,7 @@ def _plain_lm(path: str, tmp: Path) -> Path:
     """KenLM reads ARPA and its binary format, not gzip: gzip (whatever its name) is unpacked to `tmp` first."""
     p = Path(path)
     if not p.is_file():
-        raise DecodeError(f"{path}: no such LM file")
+        raise DecodeError(f"{path}: {'is a directory, not an LM file' if p.is_dir() else 'no such LM file'}")
     if not is_gzip(p):  # ARPA or KenLM binary, as it is
         return p
     out = tmp / (p.stem if p.suffix == ".gz" else p.name)
@@ -258,9 +277,12 @@ class Word(NamedTuple):
 
 
 def align_words(log_probs: torch.Tensor, length: int, text: str, vocab: Vocabulary,
-                frame_seconds: float, duration: float | None = None) -> list[Word]:
+                frame_seconds: float, duration: float | None = None,
+                spellings: dict[str, list[str]] | None = None) -> list[Word]:
     """Start, end and confidence of each word of `text` (this utterance's transcript), by CTC
-    forced alignment (torchaudio's Viterbi) on the model's own log-probabilities (T, V).
+    forced alignment (torchaudio's Viterbi) on the model's own log-probabilities (T, V). A word
+    is aligned on its letters, or on its units in `spellings` (a lexicon's: `BeamDecoder.spellings`).
+    DecodeError for a word whose units are not the model's.
 
     A CTC model marks each unit with a spike a frame or two wide, somewhere inside its sound;
     a word's spikes span less than the word. So each word is widened by half the spacing of its
@@ -272,7 +294,13 @@ def align_words(log_probs: torch.Tensor, length: int, text: str, vocab: Vocabula
     words = text.split()
     if not words or length <= 0:
         return []
-    targets = [vocab.index[c] for c in WORD_BOUNDARY.join(words)]
+    targets = []
+    for k, word in enumerate(words):
+        units = (spellings or {}).get(word, word)
+        unknown = [u for u in units if u not in vocab.index or u == WORD_BOUNDARY]
+        if unknown:
+            raise DecodeError(f"no word times: {word[:40]!r} has {unknown[0][:20]!r}, not one of the model's units")
+        targets += [vocab.index[u] for u in units] + ([vocab.index[WORD_BOUNDARY]] if k + 1 < len(words) else [])
     if len(targets) + sum(a == b for a, b in zip(targets, targets[1:])) > length:
         return []  # more units than frames: no alignment exists
     emissions = log_probs[:length].detach().float().cpu()[None]

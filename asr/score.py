@@ -19,6 +19,8 @@ class Score(NamedTuple):
     utterances: int
 
     def summary(self) -> str:
+        if not self.utterances:  # nothing scored: no figure, rather than a perfect 0%
+            return "WER n/a CER n/a (0 utterances)"
         return f"WER {self.wer:.2f}% CER {self.cer:.2f}% ({self.utterances} utterances)"
 
 

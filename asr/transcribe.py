@@ -13,7 +13,7 @@ import torch
 from asr import audio
 from asr.checkpoint import Recognizer, load_recognizer, resolve_device
 from asr.data import Utterance, load_audio, read_manifest
-from asr.decode import BeamConfig, BeamDecoder, Hypothesis, Word, align_words, greedy
+from asr.decode import BeamConfig, BeamDecoder, DecodeError, Hypothesis, Word, align_words, greedy
 from asr.score import Score, alignment, score, total
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize
 
@@ -128,12 +128,19 @@ def _flush(recognizer, pending, decoder, timestamps, started):
     log_probs, lengths = emissions(recognizer, [w for _, w in pending])
     hyps = decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
     sample_rate, frame_seconds = recognizer.config.features.sample_rate, _frame_seconds(recognizer)
-    words = [align_words(log_probs[i], int(lengths[i]), hyp.text, recognizer.vocab, frame_seconds, len(wave) / sample_rate)
-             if timestamps else None for i, ((_, wave), hyp) in enumerate(zip(pending, hyps))]
+    spellings = decoder.spellings if decoder else None
+    results = []
+    for i, ((path, wave), hyp) in enumerate(zip(pending, hyps)):
+        try:
+            words = align_words(log_probs[i], int(lengths[i]), hyp.text, recognizer.vocab, frame_seconds,
+                                len(wave) / sample_rate, spellings) if timestamps else None
+            results.append(Transcript(path, hyp.text, None, words, len(wave) / sample_rate))
+        except DecodeError as e:  # a word that cannot be timed: this file fails, the batch goes on
+            results.append(Transcript(path, None, f"{path}: {e}"))
     # One batch, one clock: each file gets the batch's seconds of work per second of audio.
     rtf = (time.perf_counter() - started) / (sum(len(w) for _, w in pending) / sample_rate)
-    for (path, wave), hyp, w in zip(pending, hyps, words):
-        yield Transcript(path, hyp.text, None, w, len(wave) / sample_rate, rtf)
+    for t in results:
+        yield t if t.error else t._replace(rtf=rtf)
 
 
 def _frame_seconds(recognizer: Recognizer) -> float:
@@ -172,7 +179,11 @@ def transcribe_long(recognizer: Recognizer, path: str | os.PathLike | Samples, d
             texts.append(hyp.text)
             if timestamps:
                 offset = a * frame_seconds
-                piece = align_words(padded[i], b - a, hyp.text, recognizer.vocab, frame_seconds, duration - offset)
+                try:
+                    piece = align_words(padded[i], b - a, hyp.text, recognizer.vocab, frame_seconds, duration - offset,
+                                        decoder.spellings if decoder else None)
+                except DecodeError as e:
+                    return Transcript(str(path), None, f"{path}: {e}")
                 words += [w._replace(start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in piece]
     text = " ".join(t for t in texts if t)
     return Transcript(str(path), text, None, words if timestamps else None, duration,
@@ -301,15 +312,24 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
                 lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
                 beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
-    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options."""
-    if greedy and (lm or beam):
-        raise ValueError("greedy decoding cannot go with an LM or a beam: ask for one or the other")
-    stored = None if lm or greedy else recognizer.decoding
-    if not beam and not lm and stored is None:
-        return None
+    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options, and
+    for options that would be ignored."""
     chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
               "lm": lm, "lexicon": lexicon}
-    config = dataclasses.replace(stored or BeamConfig(), workers=workers, **{k: v for k, v in chosen.items() if v is not None})
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    BeamConfig(workers=workers, **chosen)  # bad numbers refused now, even where no beam search follows
+    if greedy and chosen:
+        raise ValueError("greedy decoding cannot go with an LM, a lexicon, a beam or their settings: "
+                         "ask for one or the other")
+    stored = None if lm or greedy else recognizer.decoding
+    if not beam and not lm and stored is None:
+        if chosen:
+            raise ValueError("a lexicon, an LM weight, a word score or a beam threshold needs beam search: "
+                             "give an LM or a beam")
+        return None
+    config = dataclasses.replace(stored or BeamConfig(), workers=workers, **chosen)
+    if not config.lm and (lexicon or lm_weight is not None):
+        raise ValueError("a lexicon or an LM weight needs an LM: give one")
     return BeamDecoder(recognizer.vocab, config)
 
 
@@ -372,7 +392,7 @@ def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, 
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
     `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
     recognizer = load_recognizer(model, resolve_device(device))
-    workers = decode_workers or cpus()
+    workers = cpus() if decode_workers is None else decode_workers
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
     return Model(recognizer, decoder)

@@ -216,10 +216,30 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[-3].startswith("asr: error: decoding options: ") and "must be finite numbers" in err[-2]
     assert err[-1] == "asr: error: --batch-size must be at least 1"
-    for flags in (["--greedy", "--beam", "5"], ["--greedy", "--lm", str(tmp_path / "lm.arpa")]):  # not one ignored
-        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2
-        assert capsys.readouterr().err.strip() == (
-            "asr: error: decoding options: greedy decoding cannot go with an LM or a beam: ask for one or the other")
+    for flags in (["--beam", "5"], ["--lm", str(tmp_path / "lm.arpa")], ["--lexicon", "lex.txt"], ["--lm-weight", "2"],
+                  ["--word-score", "1"], ["--beam-threshold", "10"]):  # not one ignored
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, "--greedy", *flags]) == 2
+        assert capsys.readouterr().err.strip() == ("asr: error: decoding options: greedy decoding cannot go with an LM, "
+                                                   "a lexicon, a beam or their settings: ask for one or the other")
+    # options nothing would use, numbers that mean nothing: refused, even where greedy decoding follows
+    for flags, problem in [(["--beam", "5", "--lexicon", "lex.txt"], "a lexicon or an LM weight needs an LM: give one"),
+                           (["--beam", "5", "--lm-weight", "2"], "a lexicon or an LM weight needs an LM: give one"),
+                           (["--lexicon", "lex.txt"], "a lexicon, an LM weight, a word score or a beam threshold "
+                                                      "needs beam search: give an LM or a beam"),
+                           (["--decode-workers", "0"], "workers must be >= 1"),
+                           (["--decode-workers", "-2", "--beam", "5"], "workers must be >= 1"),
+                           (["--beam-threshold", "-1"], "beam_threshold positive")]:
+        assert main(["transcribe", str(tmp_path / "x.wav"), *model, *flags]) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("asr: error: decoding options: ") and problem in err, (flags, err)
+    # tune-lm: weights checked before the acoustic model runs
+    (tmp_path / "text.txt").write_text("zero one two\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "1", "--out", str(tmp_path / "u.arpa")]) == 2
+    assert capsys.readouterr().err.strip() == "asr: error: --order 1: the decoder loads n-gram models of order 2 to 6"
+    for weights in (["--lm-weights", "1", "nan"], ["--word-scores", "inf"]):
+        assert main(["tune-lm", *model, "--manifest", str(trained / "data" / "dev.jsonl"), "--lm", str(tmp_path / "lm.arpa"),
+                     *weights]) == 2
+        assert capsys.readouterr().err.strip() == "asr: error: --lm-weights and --word-scores must be finite numbers"
     assert main(["download", "librispeech", str(tmp_path / "src")]) == 2
     assert capsys.readouterr().err.strip() == "asr: error: nothing to download: give --subsets and/or --lm"
 
@@ -247,6 +267,36 @@ def test_evaluate_scores_what_it_can_read_and_names_the_rest(trained, tmp_path, 
     assert out.strip().splitlines()[-1].endswith("(2 utterances)")
     assert json.loads(report.read_text())["failed"] == [f"{tmp_path / 'gone.wav'}: no such file"]
     assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
+
+
+def test_evaluate_with_nothing_scored_gives_no_figure(trained, tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "ONE"}) + "\n")
+    report = tmp_path / "report.json"
+    for fmt, last in (("text", "WER n/a CER n/a (0 utterances)"), ("markdown", f"| {manifest} | 0 | n/a | n/a | 0 | 0 | 0 | 0 |")):
+        assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest", str(manifest),
+                     "--format", fmt, "--report", str(report)]) == 1
+        out, err = capsys.readouterr()
+        assert out.strip().splitlines()[-1] == last
+        assert err.strip() == f"asr: error: {tmp_path / 'gone.wav'}: no such file (not scored)"
+    assert json.loads(report.read_text())["utterances"] == []
+
+
+def test_export_refuses_settings_without_an_lm_and_an_lm_it_cannot_use(trained, tmp_path, capsys):
+    best, out = str(trained / "exp" / "best.pt"), str(tmp_path / "m.pt")
+    assert main(["export", best, out, "--lm-weight", "2", "--beam", "7"]) == 2  # nothing would keep them
+    assert capsys.readouterr().err.strip() == (
+        "asr: error: --lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
+    sf.write(tmp_path / "hello.wav", tone_speech("ONE"), 16000)
+    (tmp_path / "text.txt").write_text("zero one two\n")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "7", "--out", str(tmp_path / "7.arpa")]) == 0
+    capsys.readouterr()
+    for lm, problem in [(tmp_path / "hello.wav", "not an ARPA file"), (tmp_path, "is a directory, not an LM file"),
+                        (tmp_path / "7.arpa", "order above 6")]:  # each would fail every transcription
+        assert main(["export", best, out, "--lm", str(lm)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"asr: error: {lm}: {problem}"), err
+    assert not list(tmp_path.glob("m.*"))  # no model, no copied LM
 
 
 def test_set_is_repeatable_and_an_unwritable_out_is_one_line(trained, tmp_path, capsys):

@@ -126,6 +126,26 @@ def test_gzipped_arpa_and_bad_lm_files(tmp_path):
     long = _lm(tmp_path, CAT_TEXT * 3, units="chars", order=7, name="long.arpa")
     with pytest.raises(DecodeError, match=r"order above 6, the most the decoder's KenLM loads: build it with --order 6"):
         BeamDecoder(vocab, BeamConfig(lm=long))
+    # KenLM's reason, not the C++ signature its message opens with
+    unigram = _lm(tmp_path, CAT_TEXT, order=1, name="unigram.arpa")
+    with pytest.raises(DecodeError, match=r"unigram.arpa: not a usable n-gram LM \(This ngram implementation assumes "
+                                          r"at least a bigram model"):
+        BeamDecoder(vocab, BeamConfig(lm=unigram))
+    with pytest.raises(DecodeError, match=f"{tmp_path}: is a directory, not an LM file"):
+        BeamDecoder(vocab, BeamConfig(lm=str(tmp_path)))
+
+
+def test_a_lexicon_or_lm_the_units_cannot_spell_is_named(tmp_path):
+    vocab = Vocabulary()
+    lm = _lm(tmp_path, CAT_TEXT)
+    (tmp_path / "lex.txt").write_text("CAT\tC A T |\ncafé\tc a f é |\n")
+    with pytest.raises(DecodeError, match=r"lex.txt: line 2: 'café' is spelled with 'c', not one of the model's units$"):
+        BeamDecoder(vocab, BeamConfig(lm=lm, lexicon=str(tmp_path / "lex.txt")))
+    # no word of the LM spelled in the units: the LM is named, not the lexicon made from it
+    (tmp_path / "lower.arpa").write_text((tmp_path / "lm.arpa").read_text().lower())
+    with pytest.raises(DecodeError, match=r"lower.arpa: no word of the LM can be spelled with the model's units "
+                                          r"\(its words look like the, cat, sat; the units are A B C"):
+        BeamDecoder(vocab, BeamConfig(lm=str(tmp_path / "lower.arpa")))
 
 
 
@@ -160,3 +180,23 @@ def test_alignment_of_text_that_cannot_fit_is_empty():
     lp = frames(vocab, list("_A_"))
     assert align_words(lp, 3, "ABCDEFG", vocab, 0.03) == []
     assert align_words(lp, 3, "", vocab, 0.03) == []
+
+
+def test_word_times_follow_the_lexicons_spelling(tmp_path):
+    """A lexicon word written otherwise than its units ('OK' spelled O K A Y, lower case) is aligned on
+    its spelling; a word whose units the model lacks is a DecodeError, not a KeyError."""
+    from asr.decode import align_words
+
+    vocab = Vocabulary()
+    (tmp_path / "lex.txt").write_text("OK\tO K A Y |\nhello\tH E L L O |\nTHE\tT H E |\n")
+    decoder = BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["ok hello", "hello ok"]), lexicon=str(tmp_path / "lex.txt")))
+    assert decoder.spellings == {"OK": ["O", "K", "A", "Y"], "hello": ["H", "E", "L", "L", "O"]}
+    lp = frames(vocab, list("__H_E_L_L_O__|__O_K_A_Y__"))
+    hyp = decoder(lp[None], torch.tensor([len(lp)]))[0]
+    assert hyp.text == "hello OK"
+    words = align_words(lp, len(lp), hyp.text, vocab, 0.04, spellings=decoder.spellings)
+    assert [w.text for w in words] == ["hello", "OK"]
+    assert words[0].end <= 13 * 0.04 <= words[1].start  # split at the '|' frame
+    assert words[1].end >= 22 * 0.04 and all(w.confidence > 0.9 for w in words)  # through Y, the last unit
+    with pytest.raises(DecodeError, match=r"no word times: 'DR.' has '.', not one of the model's units"):
+        align_words(lp, len(lp), "HELLO DR.", vocab, 0.04)

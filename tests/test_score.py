@@ -1,6 +1,6 @@
 import pytest
 
-from asr.score import score
+from asr.score import score, total
 
 
 def test_counts_substitutions_deletions_insertions():
@@ -29,6 +29,7 @@ def test_empty_reference_and_hypothesis():
 
 def test_summary_line():
     assert score(["A B"], ["A B"]).summary() == "WER 0.00% CER 0.00% (1 utterances)"
+    assert total([]).summary() == "WER n/a CER n/a (0 utterances)"  # nothing scored is no figure, not 0%
 
 
 def test_mismatched_lengths():

@@ -238,3 +238,22 @@ def test_evaluate_reads_segments_of_a_longer_recording(memorised, tmp_path):
     result = evaluate(checkpoint.load_recognizer(memorised.exp / "best.pt"), tmp_path / "segments.jsonl")
     assert [u.hypothesis for u in result.utterances] == [utts[0].text, utts[2].text]
     assert result.score.wer == 0.0 and result.failed == []
+
+
+def test_word_times_of_lexicon_words_and_a_word_that_cannot_be_timed(recognizer, memorised, tmp_path):
+    """Timestamps of words a lexicon writes otherwise than its units ('cab' in lower case); a word
+    that still cannot be timed fails its own file with one line, and the batch goes on."""
+    from asr.decode import BeamConfig, BeamDecoder
+    from asr.lm import build
+
+    build([t.split() for t in MEMORISED], 2).write_arpa(tmp_path / "lm.arpa")
+    (tmp_path / "lex.txt").write_text("cab\tC A B |\nBAD\tB A D |\nACE\tA C E |\nBED\tB E D |\n")
+    decoder = BeamDecoder(recognizer.vocab, BeamConfig(lm=str(tmp_path / "lm.arpa"), lexicon=str(tmp_path / "lex.txt")))
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    results = list(transcribe(recognizer, paths, decoder=decoder, timestamps=True))
+    assert [t.text for t in results] == ["cab", "BAD cab", "ACE BED"]
+    assert [[w.text for w in t.words] for t in results] == [["cab"], ["BAD", "cab"], ["ACE", "BED"]]
+    decoder.spellings["BAD"] = ["B", "Ä", "D"]  # as no lexicon the decoder reads can spell it
+    results = list(transcribe(recognizer, paths, decoder=decoder, timestamps=True))
+    assert [t.text for t in results] == ["cab", None, "ACE BED"]
+    assert results[1].error == f"{paths[1]}: no word times: 'BAD' has 'Ä', not one of the model's units"
