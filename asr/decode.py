@@ -95,7 +95,7 @@ class BeamDecoder:
                     self.lexicon = None
                 else:
                     # only words the units can spell: the others could never be output anyway
-                    spelt = [w for w in words if all(c in vocab.index and c != WORD_BOUNDARY for c in w)]
+                    spelt = [w for w in words if not vocab.foreign(w)]
                     if not spelt:
                         letters = " ".join(u for u in vocab.units[vocab.blank + 1:] if u != WORD_BOUNDARY)
                         raise DecodeError(f"{config.lm}: no word of the LM can be spelled with the model's units "
@@ -204,7 +204,7 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[s
                 units = [u for u in parts[1:] if u != WORD_BOUNDARY]
                 if not units:
                     raise DecodeError(f"{lexicon}: line {n}: a word with no spelling ({parts[0][:40]!r})")
-                unknown = [u for u in units if u not in vocab.index or u == vocab.units[vocab.blank]]
+                unknown = vocab.foreign(units)
                 if unknown:
                     raise DecodeError(f"{lexicon}: line {n}: {parts[0][:40]!r} is spelled with {unknown[0][:20]!r}, "
                                       "not one of the model's units")
@@ -297,7 +297,7 @@ def align_words(log_probs: torch.Tensor, length: int, text: str, vocab: Vocabula
     targets = []
     for k, word in enumerate(words):
         units = (spellings or {}).get(word, word)
-        unknown = [u for u in units if u not in vocab.index or u == WORD_BOUNDARY]
+        unknown = vocab.foreign(units)
         if unknown:
             raise DecodeError(f"no word times: {word[:40]!r} has {unknown[0][:20]!r}, not one of the model's units")
         targets += [vocab.index[u] for u in units] + ([vocab.index[WORD_BOUNDARY]] if k + 1 < len(words) else [])

@@ -134,6 +134,11 @@ class Vocabulary:
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and self.units == other.units
 
+    def foreign(self, spelling) -> list[str]:
+        """The units of a word's spelling (a string or a list) that cannot spell a word with this
+        vocabulary: units it lacks, and the blank and '|', which are not letters."""
+        return [u for u in spelling if u not in self.index or u in (BLANK, WORD_BOUNDARY)]
+
     def encode(self, text: str) -> list[int]:
         """Normalise `text` and map it to unit indices ('|' for each space)."""
         return [self.index[WORD_BOUNDARY if c == " " else c] for c in normalize(text)]
