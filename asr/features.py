@@ -6,6 +6,7 @@ never waits for the CPU to make spectrograms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -24,6 +25,7 @@ class FeatureConfig:
     n_fft: int = 512
     # Subtract each utterance's own mean log-mel before the global normalisation: a recording's
     # gain and its channel's tilt are constant offsets in the log domain, and this removes them.
+    # The mean is over its active frames only (`active_frames`).
     cmn: bool = True
 
     @property
@@ -39,6 +41,23 @@ class FeatureConfig:
             raise ValueError("sample_rate, n_mels, win_ms and hop_ms must be positive")
         if self.n_fft < self.win_length:
             raise ValueError(f"n_fft ({self.n_fft}) must be >= window length ({self.win_length} samples)")
+
+
+# Frames more than this far below an utterance's loudest frame do not count in its mean: digital
+# silence (padding, gaps cut to zero) sits at the log floor, ~100 dB down, and would drag the mean
+# far from the speech's, so the same words padded with a second of zeros read as other features.
+# A real recording's noise floor lies well inside 60 dB of its speech, so there every frame counts.
+ACTIVE_DB = 60.0
+
+
+def frame_energy(feats: torch.Tensor) -> torch.Tensor:
+    """Log power of each frame (..., T) from log-mel frames (..., T, n_mels)."""
+    return torch.logsumexp(feats, dim=-1)
+
+
+def active_floor(loudest: torch.Tensor) -> torch.Tensor:
+    """The lowest frame energy that counts in the mean, given the loudest frame's."""
+    return loudest - ACTIVE_DB * math.log(10) / 10
 
 
 class LogMel(nn.Module):
@@ -82,16 +101,19 @@ class LogMel(nn.Module):
 
     def local(self, waves: torch.Tensor, lengths: torch.Tensor,
               utterance_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-mel with each utterance's mean (over its own frames, not the padding) removed; or
-        `utterance_mean` (n_mels), the mean of a whole recording that arrives in windows."""
+        """Log-mel with each utterance's mean (over its own active frames, not the padding) removed;
+        or `utterance_mean` (n_mels), the mean of a whole recording that arrives in windows."""
         feats, frames = self.raw(waves), self.num_frames(lengths)
         if self.config.cmn and utterance_mean is not None:
             feats = feats - utterance_mean.to(feats.device)
         elif self.config.cmn:
             # `lengths` may stay on the CPU (the model wants them there): copy without waiting
             n = frames.to(feats.device, non_blocking=True)
-            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < n[:, None])[..., None]
-            mean = (feats * valid).sum(1, keepdim=True) / n[:, None, None]
+            valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < n[:, None]
+            energy = frame_energy(feats)
+            loudest = energy.masked_fill(~valid, -math.inf).amax(1, keepdim=True)
+            counted = (valid & (energy >= active_floor(loudest)))[..., None]
+            mean = (feats * counted).sum(1, keepdim=True) / counted.sum(1, keepdim=True).clamp(min=1)
             feats = feats - mean
         return feats, frames
 

@@ -14,6 +14,7 @@ from asr import audio
 from asr.checkpoint import Recognizer, load_recognizer, resolve_device
 from asr.data import Utterance, load_audio, read_manifest
 from asr.decode import BeamConfig, BeamDecoder, DecodeError, Hypothesis, Word, align_words, greedy
+from asr.features import active_floor, frame_energy
 from asr.score import Score, alignment, score, total
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize
 
@@ -200,19 +201,20 @@ def long_emissions(recognizer: Recognizer, blocks: Callable[[], Iterable[np.ndar
     The model runs on windows of `window_seconds` with `context_seconds` more audio on each side,
     and each output frame is kept from the one window where it is in the middle: the BiLSTM has
     seconds of context either way. The per-utterance mean (features.cmn) is the whole recording's,
-    from a first pass; so the result is what the whole recording in one piece would give."""
+    over its active frames (features.ACTIVE_DB): a first pass finds the loudest frame, a
+    second sums those within ACTIVE_DB of it; so the result is what the whole recording in one
+    piece would give."""
     features = recognizer.config.features
-    hop = features.hop_length
     mean = None
-    if features.cmn:  # exact frames: each window has half an FFT of audio more on either side
-        pad = -(-features.n_fft // 2 // hop) * hop
+    if features.cmn:
+        loudest = max(frame_energy(raw).max() for raw in _raw_frames(recognizer, blocks(), window_seconds) if len(raw))
+        floor = active_floor(loudest)
         total, frames = torch.zeros(features.n_mels, dtype=torch.float64), 0
-        for chunk, first, count in _windows(blocks(), window_seconds, pad, hop, features.sample_rate):
-            raw = recognizer.features.raw(torch.from_numpy(chunk)[None].to(recognizer.features.mean.device))[0]
-            raw = raw[first:first + count if count else None].double()
+        for raw in _raw_frames(recognizer, blocks(), window_seconds):
+            raw = raw[frame_energy(raw) >= floor].double()
             total, frames = total + raw.sum(0).cpu(), frames + len(raw)
         mean = (total / frames).float()
-    unit = hop * recognizer.config.model.stack  # samples per output frame
+    unit = features.hop_length * recognizer.config.model.stack  # samples per output frame
     kept, samples = [], 0
 
     def counted():
@@ -226,6 +228,17 @@ def long_emissions(recognizer: Recognizer, blocks: Callable[[], Iterable[np.ndar
         log_probs, lengths = emissions(recognizer, [torch.from_numpy(chunk)], mean)
         kept.append(log_probs[0, first:first + count if count else int(lengths[0])])
     return torch.cat(kept), samples
+
+
+def _raw_frames(recognizer: Recognizer, blocks: Iterable[np.ndarray], window_seconds: float) -> Iterator[torch.Tensor]:
+    """The un-normalised log-mel frames of a stream, window by window, exactly as one piece would
+    give them: each window has half an FFT of audio more on either side."""
+    features = recognizer.config.features
+    hop = features.hop_length
+    pad = -(-features.n_fft // 2 // hop) * hop
+    for chunk, first, count in _windows(blocks, window_seconds, pad, hop, features.sample_rate):
+        raw = recognizer.features.raw(torch.from_numpy(chunk)[None].to(recognizer.features.mean.device))[0]
+        yield raw[first:first + count if count else None]
 
 
 def _windows(blocks: Iterable[np.ndarray], window_seconds: float, context: int, unit: int,

@@ -76,3 +76,25 @@ def test_utterance_mean_ignores_padding():
     alone, _ = logmel(b[None], torch.tensor([len(b)]))
     torch.testing.assert_close(feats[1, :49], alone[0, :49], atol=1e-4, rtol=1e-4)
 
+
+
+def test_digital_silence_around_speech_does_not_move_its_mean():
+    # Padding or gaps cut to zeros sit at the log floor, ~100 dB down: counted in the mean, a
+    # second of them on each side would shift every speech frame by several units.
+    logmel = LogMel(FeatureConfig())
+    wave = torch.from_numpy(speechy(0.8))
+    padded = torch.cat([torch.zeros(16000), wave, torch.zeros(16000)])
+    alone, _ = logmel.local(wave[None], torch.tensor([len(wave)]))
+    inside, _ = logmel.local(padded[None], torch.tensor([len(padded)]))
+    inside = inside[0, 100:100 + alone.shape[1]]
+    # The edge frames see different audio (zeros against the next samples), and the few where
+    # speech meets the zeros count in one mean, not the other (measured: 0.16 apart on average,
+    # 0.29 at most); a mean over every frame would move every bin by more than 12.
+    torch.testing.assert_close(inside[3:-3], alone[0, 3:-3], atol=0.5, rtol=0)
+    everything = logmel.raw(padded[None])[0].mean(0)
+    assert (logmel.raw(wave[None])[0].mean(0) - everything).abs().min() > 5
+    # quiet but real: a noise floor 40 dB under the speech still counts, as in any recording
+    hiss = 0.002 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
+    noisy = torch.cat([hiss, wave])
+    with_hiss, _ = logmel.local(noisy[None], torch.tensor([len(noisy)]))
+    assert (with_hiss[0, 100 + 3:-3] - alone[0, 3:-3]).abs().mean() > 1
