@@ -19,6 +19,10 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16000
+# Audio whose loudest sample is under this holds no speech: the quietest real recordings peak tens
+# of dB above it (a 16-bit file's last bit is -90 dBFS). The Asterisk prompts' "N seconds of
+# silence" files peak at -84.
+SILENT_DBFS = -60.0
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus", ".sph", ".nist")
 
 
@@ -32,6 +36,12 @@ class AudioError(Exception):
 
     def __reduce__(self):  # DataLoader workers pickle errors back to the main process
         return AudioError, (self.path, self.problem)
+
+
+def peak_dbfs(wave: np.ndarray) -> float:
+    """The loudest sample in dB below full scale (-inf for digital silence or no samples)."""
+    peak = float(np.abs(wave).max()) if len(wave) else 0.0
+    return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
 def find_audio(inputs: Iterable[str], stdin: TextIO | None = None) -> tuple[list[str], list[str]]:

@@ -127,7 +127,8 @@ def write_manifest(path: str | os.PathLike, utts: list[Utterance]) -> None:
 
 class AudioDataset(torch.utils.data.Dataset):
     """(waveform, token ids) pairs. `cache=True` keeps decoded audio in memory after first use,
-    worth it for small corpora trained for many epochs on a CPU.
+    worth it for small corpora trained for many epochs on a CPU. With `skip_unreadable` (the
+    training set), an unreadable file or a silent one with words is a stand-in of no weight.
 
     A key is an index, or `(index, epoch)` when `augment` is given: the augmentation drawn for
     an utterance is a function of the epoch and the index, not of the process that loads it.
@@ -141,6 +142,7 @@ class AudioDataset(torch.utils.data.Dataset):
         self.targets = [torch.tensor(vocab.encode(u.text), dtype=torch.long) for u in utts]
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.augment = augment
+        self.silent: set[int] = set()  # training utterances found silent, each reported once
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -158,6 +160,16 @@ class AudioDataset(torch.utils.data.Dataset):
                 # replaced): one line, and a stand-in the trainer gives no weight (no transcript).
                 # Raising here would stop this rank while the others wait for it in a collective.
                 log.warning("skipped for this batch: %s", e)
+                return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
+            peak = audio.peak_dbfs(wave.numpy())
+            if self.skip_unreadable and len(self.targets[i]) and peak < audio.SILENT_DBFS:
+                # Words on silence (the Asterisk prompts' "ten seconds of silence") would teach the
+                # model to say them in every pause and over silent files; said once a file.
+                if i not in self.silent:
+                    self.silent.add(i)
+                    text = self.utts[i].text
+                    log.warning("not trained on: %s: silent (peak %.0f dBFS), yet transcribed %r",
+                                self.utts[i].audio_filepath, peak, text if len(text) <= 60 else text[:57] + "...")
                 return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
             if self.cache is not None:
                 self.cache[i] = wave

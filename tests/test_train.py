@@ -16,7 +16,7 @@ from asr.config import load_config
 from asr.data import read_manifest
 from asr.train import EpochResult, TrainError, train
 from asr.transcribe import transcribe
-from conftest import MEMORISED, ROOT
+from conftest import MEMORISED, ROOT, tone_speech
 
 
 def test_tiny_model_learns_and_decodes_a_memorised_utterance(memorised):
@@ -210,6 +210,25 @@ def test_audio_that_goes_bad_during_training_is_skipped_not_fatal(tmp_path, tone
     assert f"skipped for this batch: {bad}: no such file" in warnings
     assert f"dev utterance not scored: {bad}: no such file" in warnings
     assert all(torch.isfinite(v).all() for v in checkpoint.load(tmp_path / "exp" / "last.pt")["model"].values())
+
+
+def test_a_silent_training_file_with_words_is_not_trained_on_and_said_once(tmp_path, tone_manifest, caplog):
+    import numpy as np
+    import soundfile as sf
+
+    from asr.data import Utterance, write_manifest
+
+    # as the Asterisk prompts' silence/10.flac, "TEN SECONDS OF SILENCE": two bits of noise
+    rng = np.random.default_rng(0)
+    silent, hushed = tmp_path / "silence.wav", tmp_path / "hushed.wav"
+    sf.write(silent, rng.integers(-2, 3, 16000) / 32768, 16000, subtype="PCM_16")
+    sf.write(hushed, 0.01 * tone_speech("CAB"), 16000, subtype="PCM_16")  # quiet (-50 dBFS) but speech
+    utts = read_manifest(tone_manifest) + [Utterance(str(silent), 1.0, "BAD CAB"), Utterance(str(hushed), 0.56, "CAB")]
+    write_manifest(tone_manifest, utts)
+    result = train(_config(tone_manifest, ["train.epochs=2", "train.cache_audio=true"]), tmp_path / "exp")
+    assert [h.epoch for h in result.history] == [1, 2] and all(math.isfinite(h.train_loss) for h in result.history)
+    said = [r.getMessage() for r in caplog.records if "not trained on" in r.getMessage()]
+    assert said == [f"not trained on: {silent}: silent (peak -84 dBFS), yet transcribed 'BAD CAB'"]
 
 
 def test_an_epoch_whose_dev_files_all_went_bad_has_no_dev_figure(tmp_path, tone_manifest, monkeypatch, caplog):
