@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -48,13 +49,20 @@ class Evaluation(NamedTuple):
 @torch.no_grad()
 def emissions(recognizer: Recognizer, waves: list[torch.Tensor],
               utterance_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """CTC log-probabilities (B, T, V) on the CPU and their lengths, for 16 kHz mono waveforms."""
+    """CTC log-probabilities (B, T, V) on the CPU and their lengths, for 16 kHz mono waveforms.
+    A waveform that peaks under audio.SILENT_DBFS holds no speech (training leaves such files
+    out): all blank, whatever the model would read into its noise."""
     device = recognizer.features.mean.device
     lengths = torch.tensor([len(w) for w in waves])
     padded = torch.nn.utils.rnn.pad_sequence(list(waves), batch_first=True).to(device)
     feats, feat_lens = recognizer.features(padded, lengths.to(device), utterance_mean)
     log_probs, out_lens = recognizer.model(feats, feat_lens)
-    return log_probs.float().cpu(), out_lens.cpu()
+    log_probs = log_probs.float().cpu()
+    silent = torch.tensor([audio.peak_dbfs(w.cpu().numpy()) < audio.SILENT_DBFS for w in waves])
+    if silent.any():
+        log_probs[silent] = -math.inf
+        log_probs[silent, :, recognizer.vocab.blank] = 0.0
+    return log_probs, out_lens.cpu()
 
 
 def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDecoder | None = None) -> list[Hypothesis]:

@@ -38,6 +38,20 @@ def test_results_keep_input_order_and_failures_do_not_stop_the_rest(recognizer, 
     assert "no such file" in results[3].error
 
 
+def test_silent_audio_reads_as_nothing_and_quiet_speech_still_reads(recognizer, memorised):
+    from asr.transcribe import Samples
+
+    cab = tone_speech("CAB")  # peaks at -10 dBFS
+    rng = np.random.default_rng(0)
+    inputs = [Samples("zeros", np.zeros(16000, np.float32), 16000),
+              Samples("two bits", rng.integers(-2, 3, 16000).astype(np.float32) / 32768, 16000),
+              Samples("-50 dBFS", cab * 10 ** (-40 / 20), 16000),  # quiet, but speech: the mean removes the gain
+              Samples("-70 dBFS", cab * 10 ** (-60 / 20), 16000)]  # under audio.SILENT_DBFS: no speech
+    results = list(transcribe(recognizer, inputs, timestamps=True))
+    assert [r.text for r in results] == ["", "", "CAB", ""]
+    assert [len(r.words) for r in results] == [0, 0, 1, 0]
+
+
 def test_the_same_audio_at_another_rate_and_layout(recognizer, memorised, tmp_path):
     import librosa
     import numpy as np
