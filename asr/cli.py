@@ -426,7 +426,10 @@ def _evaluate(args) -> int:
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
-        report = {**result.score._asdict(), "failed": result.failed,
+        score = result.score._asdict()
+        if not result.score.utterances:  # nothing scored: no figure (null), rather than a perfect 0%
+            score.update(wer=None, cer=None)
+        report = {**score, "failed": result.failed,
                   "utterances": [{**u._asdict(), "score": u.score._asdict()} for u in result.utterances]}
         Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         Path(args.report).with_suffix(".alignments.txt").write_text(worst(result, args.worst), encoding="utf-8")

@@ -82,6 +82,7 @@ def test_results_puts_other_systems_reports_in_columns_beside_ours(memorised, tm
     # a peer tool's report keeps its scores under "score"; `asr evaluate --report` at the top
     (tmp_path / "ps_test.json").write_text(json.dumps({"score": {"wer": 50.714, "cer": 40.971}, "utterances": []}))
     (tmp_path / "old_test.json").write_text(json.dumps({"wer": 92.0, "cer": 61.5, "utterances": []}))
+    (tmp_path / "old_dev.json").write_text(json.dumps({"wer": None, "cer": None, "utterances": []}))  # nothing scored
     run = _tool(ROOT / "tools" / "results.py", exp, "--sets", "test", "dev", "--title", "T", "--out", tmp_path / "R.md",
                 "--column", f"PocketSphinx={tmp_path}/ps_{{set}}.json", "--column", f"before={tmp_path}/old_{{set}}.json")
     assert run.returncode == 0, run.stderr
@@ -210,7 +211,7 @@ def test_peer_pocketsphinx_normalises_references_and_reports_what_failed(tmp_pat
 
 def test_compare_runs_puts_runs_side_by_side_and_bolds_the_best(tmp_path):
     for run, figures in {"a": {"greedy_dev": 20.0, "lm_dev": 10.0, "greedy_test": 30.0},
-                         "b": {"greedy_dev": 15.5, "lm_dev": 12.25}}.items():
+                         "b": {"greedy_dev": 15.5, "lm_dev": 12.25, "greedy_test": None}}.items():  # None: nothing scored
         (tmp_path / run / "decode").mkdir(parents=True)
         for name, value in figures.items():
             (tmp_path / run / "decode" / f"{name}.json").write_text(json.dumps({"wer": value, "cer": 1.0}))

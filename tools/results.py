@@ -130,6 +130,8 @@ def _report_score(path: Path) -> str:
         return "n/a"
     report = json.loads(path.read_text(encoding="utf-8"))
     score = report.get("score", report)
+    if score["wer"] is None:  # nothing was scored
+        return "n/a"
     return f"{score['wer']:.2f}% / {score['cer']:.2f}%"
 
 
