@@ -196,7 +196,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _decoding_options(p, tuning: bool = False) -> None:
     g = p.add_argument_group("decoding (a model with its own LM: beam search with it, unless --greedy; otherwise greedy unless --beam or --lm is given)")
-    g.add_argument("--beam", type=int, help="beam size (default 50 with --lm)")
+    g.add_argument("--beam", type=int,
+                   help="beam size (default: an exported model's own, 200 for the packaged one; 50 with --lm)")
     g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
