@@ -20,8 +20,9 @@ import soxr
 
 SAMPLE_RATE = 16000
 # Audio whose loudest sample is under this holds no speech: the quietest real recordings peak tens
-# of dB above it (a 16-bit file's last bit is -90 dBFS). The Asterisk prompts' "N seconds of
-# silence" files peak at -84.
+# of dB above it (a 16-bit file's last bit is -90 dBFS). Of the 6,909 utterances the default model
+# trains and is tested on, the quietest speech peaks at -39 (FSDD's theo), and the only ones under
+# -60 are the Asterisk prompts' "N seconds of silence" files, at -84.
 SILENT_DBFS = -60.0
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus", ".sph", ".nist")
 
