@@ -25,7 +25,7 @@ class FeatureConfig:
     n_fft: int = 512
     # Subtract each utterance's own mean log-mel before the global normalisation: a recording's
     # gain and its channel's tilt are constant offsets in the log domain, and this removes them.
-    # The mean is over its active frames only (`active_frames`).
+    # The mean is over its active frames only (ACTIVE_DB, below).
     cmn: bool = True
 
     @property
