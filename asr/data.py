@@ -160,22 +160,33 @@ class AudioDataset(torch.utils.data.Dataset):
                 # replaced): one line, and a stand-in the trainer gives no weight (no transcript).
                 # Raising here would stop this rank while the others wait for it in a collective.
                 log.warning("skipped for this batch: %s", e)
-                return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
-            peak = audio.peak_dbfs(wave.numpy())
-            if self.skip_unreadable and len(self.targets[i]) and peak < audio.SILENT_DBFS:
-                # Words on silence (the Asterisk prompts' "ten seconds of silence") would teach the
-                # model to say them in every pause and over silent files; said once a file.
-                if i not in self.silent:
-                    self.silent.add(i)
-                    text = self.utts[i].text
-                    log.warning("not trained on: %s: silent (peak %.0f dBFS), yet transcribed %r",
-                                self.utts[i].audio_filepath, peak, text if len(text) <= 60 else text[:57] + "...")
-                return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
+                return _stand_in()
+            if self.skip_unreadable and len(self.targets[i]) and self._silent(i, wave):
+                return _stand_in()
             if self.cache is not None:
                 self.cache[i] = wave
         if self.augment is not None:
             wave = torch.from_numpy(self.augment(wave.numpy(), epoch, i))
         return wave, self.targets[i]
+
+    def _silent(self, i: int, wave: torch.Tensor) -> bool:
+        """Whether utterance i's audio holds no speech, said once a file: words on silence (the
+        Asterisk prompts' "ten seconds of silence") would teach the model to say them in every
+        pause and over silent files."""
+        peak = audio.peak_dbfs(wave.numpy())
+        if peak >= audio.SILENT_DBFS:
+            return False
+        if i not in self.silent:
+            self.silent.add(i)
+            text = self.utts[i].text
+            log.warning("not trained on: %s: silent (peak %.0f dBFS), yet transcribed %r",
+                        self.utts[i].audio_filepath, peak, text if len(text) <= 60 else text[:57] + "...")
+        return True
+
+
+def _stand_in() -> tuple[torch.Tensor, torch.Tensor]:
+    """0.1 s of silence and no transcript: an item the trainer gives no weight."""
+    return torch.zeros(audio.SAMPLE_RATE // 10), torch.zeros(0, dtype=torch.long)
 
 
 class Batch(NamedTuple):
