@@ -36,7 +36,7 @@ lm_order=4
 lm_weights="1 1.5 2 2.5 3"
 word_scores="-3 -1 1"
 beam=200  # the beam search's width, in stage 4 and in the export: 50 -> 200 took 1.2 points off the tuning set for
-          # a fifth more decoding time; 500 and 1000 gain a little more at 2.4 and 4 times it (ablation.md)
+          # a third more decoding time; 500 and 1000 gain a little more at 2.4 and 4 times it (ablation.md)
 stop_stage=6
 results=recipes/default/RESULTS.md
 title="Default model (tests: AN4, LibriSpeech samples, Cathy, FSDD yweweler, LJ Speech)"
