@@ -179,6 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weight", type=float, help="with --lm: default 1")
     p.add_argument("--word-score", type=float, help="with --lm: default 0")
     p.add_argument("--beam", type=int, help="with --lm: default 50")
+    p.add_argument("--beam-threshold", type=float, help="with --lm: default 25")
+    p.add_argument("--beam-tokens", type=int, metavar="N", help="with --lm: default 0 (every unit)")
     p.add_argument("--format", choices=["pt", "onnx"], help="default: onnx for OUT.onnx, else pt. onnx: the acoustic "
                    "model for onnxruntime (features stay in Python: asr.checkpoint.OnnxRecognizer)")
     p.set_defaults(run=_export)
@@ -197,8 +199,11 @@ def _parser() -> argparse.ArgumentParser:
 def _decoding_options(p, tuning: bool = False) -> None:
     g = p.add_argument_group("decoding (a model with its own LM: beam search with it, unless --greedy; otherwise greedy unless --beam or --lm is given)")
     g.add_argument("--beam", type=int,
-                   help="beam size (default: an exported model's own, 200 for the packaged one; 50 with --lm)")
-    g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+                   help="beam size (default: an exported model's own, 1000 for the packaged one; 50 with --lm)")
+    g.add_argument("--beam-threshold", type=float,
+                   help="prune hypotheses this far below the best (default: a model's own, 12 for the packaged one; 25)")
+    g.add_argument("--beam-tokens", type=int, metavar="N", help="per frame, extend hypotheses by the N likeliest "
+                   "units only (default: a model's own, 8 for the packaged one; 0, every unit)")
     g.add_argument("--lm", required=tuning, help="n-gram LM: ARPA (.gz too) or KenLM binary; words or chars")
     g.add_argument("--lexicon", help="word spellings (default: every word of the ARPA LM)")
     g.add_argument("--decode-workers", type=int,
@@ -217,7 +222,8 @@ def _decoder(args, recognizer):
     try:
         return decoder_for(recognizer, lm=args.lm, lexicon=args.lexicon, lm_weight=getattr(args, "lm_weight", None),
                            word_score=getattr(args, "word_score", None), beam=args.beam,
-                           beam_threshold=args.beam_threshold, greedy=getattr(args, "greedy", False),
+                           beam_threshold=args.beam_threshold, beam_tokens=args.beam_tokens,
+                           greedy=getattr(args, "greedy", False),
                            workers=cpus() if args.decode_workers is None else args.decode_workers)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
@@ -230,6 +236,7 @@ def _model(args):
     try:
         return load_model(args.model, args.device, lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight,
                           word_score=args.word_score, beam=args.beam, beam_threshold=args.beam_threshold,
+                          beam_tokens=args.beam_tokens,
                           greedy=args.greedy, decode_workers=args.decode_workers)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
@@ -509,9 +516,10 @@ def _export(args) -> int:
     from asr.decode import BeamConfig
 
     settings = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_score", args.word_score),
-                                  ("beam_size", args.beam)) if v is not None}
+                                  ("beam_size", args.beam), ("beam_threshold", args.beam_threshold),
+                                  ("beam_size_token", args.beam_tokens)) if v is not None}
     if settings and not args.lm:  # they are the exported LM's settings: without one, nothing keeps them
-        raise UsageError("--lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
+        raise UsageError("--lm-weight, --word-score and the --beam options are settings for the model's LM: give --lm")
     if (args.format or ("onnx" if args.out.endswith(".onnx") else "pt")) == "onnx":
         if args.lm:
             raise UsageError("an ONNX export holds the acoustic model only; decode its output with --lm in Python")
@@ -528,7 +536,9 @@ def _export(args) -> int:
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
     size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None)
-    lm = f", with {args.lm} (--lm-weight {decoding.lm_weight:g} --word-score {decoding.word_score:g})" if args.lm else ""
+    lm = (f", with {args.lm} (--lm-weight {decoding.lm_weight:g} --word-score {decoding.word_score:g} --beam "
+          f"{decoding.beam_size} --beam-tokens {decoding.beam_size_token} --beam-threshold {decoding.beam_threshold:g})"
+          if args.lm else "")
     print(f"{args.out}: {size / 1e6:.1f} MB{lm}")
     return 0
 

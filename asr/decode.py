@@ -52,6 +52,8 @@ class BeamConfig:
 
     beam_size: int = 50
     beam_threshold: float = 25.0  # prune hypotheses this far (log) below the best
+    beam_size_token: int = 0  # per frame, extend hypotheses by the N likeliest units only (0: all):
+    # a wide beam at the cost of a narrow one (recipes/default/ablation.md)
     lm: str = ""
     lexicon: str = ""  # word -> spelling file; default: from the ARPA file's words
     lm_weight: float = 1.0
@@ -63,6 +65,8 @@ class BeamConfig:
     def __post_init__(self):
         if self.beam_size < 1 or self.nbest < 1 or self.workers < 1 or self.beam_threshold <= 0:
             raise ValueError("beam_size, nbest and workers must be >= 1 and beam_threshold positive")
+        if self.beam_size_token < 0:
+            raise ValueError("beam_size_token must be 0 (every unit) or more")
         if not all(math.isfinite(x) for x in (self.beam_threshold, self.lm_weight, self.word_score, self.sil_score)):
             raise ValueError("beam_threshold, lm_weight, word_score and sil_score must be finite numbers")
 
@@ -73,7 +77,8 @@ class DecodeError(Exception):
 
 class BeamDecoder:
     """Decodes (B, T, V) CTC log-probabilities into `Hypothesis` lists, with the LM loaded once;
-    `with_weights` makes a decoder with other LM weights on the same loaded LM (for tuning)."""
+    `with_weights` and `with_config` make one with other LM weights or beam settings on the same
+    loaded LM (for tuning)."""
 
     def __init__(self, vocab: Vocabulary, config: BeamConfig):
         from flashlight.lib.text.decoder.kenlm import KenLM
@@ -132,16 +137,23 @@ class BeamDecoder:
 
         return ctc_decoder(
             lexicon=self.lexicon, tokens=self.vocab.units, lm=self.lm, lm_dict=self.words, nbest=config.nbest,
-            beam_size=config.beam_size, beam_threshold=config.beam_threshold,
+            beam_size=config.beam_size, beam_size_token=config.beam_size_token or None,
+            beam_threshold=config.beam_threshold,
             lm_weight=config.lm_weight if self.lm else 0.0, word_score=config.word_score,
             sil_score=config.sil_score, blank_token=self.vocab.units[self.vocab.blank], sil_token=WORD_BOUNDARY,
             unk_word=UNK,
         )
 
     def with_weights(self, lm_weight: float, word_score: float) -> "BeamDecoder":
+        return self.with_config(dataclasses.replace(self.config, lm_weight=lm_weight, word_score=word_score))
+
+    def with_config(self, config: BeamConfig) -> "BeamDecoder":
+        """Other search settings (weights, beam) on the same loaded LM and lexicon."""
+        if (config.lm, config.lexicon) != (self.config.lm, self.config.lexicon):
+            raise ValueError("with_config changes the search, not the LM or lexicon: make a new BeamDecoder")
         other = copy.copy(self)
-        other.config = dataclasses.replace(self.config, lm_weight=lm_weight, word_score=word_score)
-        other._decoder = self._build(other.config)
+        other.config = config
+        other._decoder = self._build(config)
         return other
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:

@@ -331,12 +331,13 @@ def cpus() -> int:
 
 def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str | None = None,
                 lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
-                beam_threshold: float | None = None, greedy: bool = False, workers: int = 1) -> BeamDecoder | None:
+                beam_threshold: float | None = None, beam_tokens: int | None = None, greedy: bool = False,
+                workers: int = 1) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
     --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options, and
     for options that would be ignored."""
     chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
-              "lm": lm, "lexicon": lexicon}
+              "beam_size_token": beam_tokens, "lm": lm, "lexicon": lexicon}
     chosen = {k: v for k, v in chosen.items() if v is not None}
     BeamConfig(workers=workers, **chosen)  # bad numbers refused now, even where no beam search follows
     if greedy and chosen:
@@ -345,7 +346,7 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
     stored = None if lm or greedy else recognizer.decoding
     if not beam and not lm and stored is None:
         if chosen:
-            raise ValueError("a lexicon, an LM weight, a word score or a beam threshold needs beam search: "
+            raise ValueError("a lexicon, an LM weight, a word score or beam pruning needs beam search: "
                              "give an LM or a beam")
         return None
     config = dataclasses.replace(stored or BeamConfig(), workers=workers, **chosen)
@@ -406,8 +407,8 @@ class Model:
 
 def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, lm: str | None = None,
                lexicon: str | None = None, lm_weight: float | None = None, word_score: float | None = None,
-               beam: int | None = None, beam_threshold: float | None = None, greedy: bool = False,
-               decode_workers: int | None = None) -> Model:
+               beam: int | None = None, beam_threshold: float | None = None, beam_tokens: int | None = None,
+               greedy: bool = False, decode_workers: int | None = None) -> Model:
     """A Model from a model file (`asr export` or a training checkpoint); None: the default model
     inside the package. Decoding is the model's own (an exported LM) unless the options say
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
@@ -415,7 +416,8 @@ def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, 
     recognizer = load_recognizer(model, resolve_device(device))
     workers = cpus() if decode_workers is None else decode_workers
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
-                          beam=beam, beam_threshold=beam_threshold, greedy=greedy, workers=workers)
+                          beam=beam, beam_threshold=beam_threshold, beam_tokens=beam_tokens, greedy=greedy,
+                          workers=workers)
     return Model(recognizer, decoder)
 
 

@@ -14,9 +14,10 @@
 #          --train-sets "..." --dev-sets "..." --test-sets "..." --tune-set NAME --lm FILE --set "k=v ..." --results FILE
 #
 # Defaults a corpus need not set (its run.sh sets the rest: corpus, src, data_dir, exp_dir,
-# config, lm_order, lm_weights, word_scores, results, title; beam, the LM beam's width, if not asr's 50):
+# config, lm_order, lm_weights, word_scores, results, title; decoding, beam search options for stage 4
+# such as "--beam 200", if not asr's defaults):
 : "${stage:=1}" "${stop_stage:=5}" "${nproc:=1}" "${train_sets:=train}" "${dev_sets:=dev}" "${test_sets:=test}"
-: "${lm:=}" "${overrides:=}" "${results_flags:=}" "${beam:=}"
+: "${lm:=}" "${overrides:=}" "${results_flags:=}" "${decoding:=}"
 while [ $# -gt 0 ]; do
   case $1 in
     --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --data-dir) data_dir=$2 ;; --exp-dir) exp_dir=$2 ;;
@@ -72,13 +73,13 @@ stages() {
     log "stage 4: decoding"
     mkdir -p "$exp_dir/decode"
     run asr tune-lm --model "$model" --manifest "$data_dir/${tune_set:-$first_dev}.jsonl" --lm "$lm_file" \
-      --lm-weights $lm_weights --word-scores $word_scores ${beam:+--beam $beam} | tee "$exp_dir/decode/tune.txt"
+      --lm-weights $lm_weights --word-scores $word_scores $decoding | tee "$exp_dir/decode/tune.txt"
     local weights
     weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: (--lm-weight [^ ]+ --word-score [^:]+):.*/\1/')
     for set in $dev_sets $test_sets; do
       run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" \
         --report "$exp_dir/decode/greedy_$set.json" > "$exp_dir/decode/greedy_$set.txt"
-      run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" --lm "$lm_file" $weights ${beam:+--beam $beam} \
+      run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" --lm "$lm_file" $weights $decoding \
         --report "$exp_dir/decode/lm_$set.json" > "$exp_dir/decode/lm_$set.txt"
     done
   fi

@@ -103,7 +103,7 @@ def test_an_exported_model_is_the_default_with_its_lm(trained, tmp_path, capsys,
     assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
     out = tmp_path / "pkg" / "default.pt"
     assert main(["export", str(trained / "exp" / "best.pt"), str(out), "--lm", str(tmp_path / "lm.arpa"),
-                 "--lm-weight", "0.5", "--word-score", "-1"]) == 0
+                 "--lm-weight", "0.5", "--word-score", "-1", "--beam", "30", "--beam-tokens", "4", "--beam-threshold", "9"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{out}: ")
     payload = torch.load(out, weights_only=True)
     assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
@@ -112,6 +112,7 @@ def test_an_exported_model_is_the_default_with_its_lm(trained, tmp_path, capsys,
     recognizer = checkpoint.load_recognizer()
     assert recognizer.decoding.lm == str(tmp_path / "pkg" / "default.lm.arpa")
     assert (recognizer.decoding.lm_weight, recognizer.decoding.word_score) == (0.5, -1.0)
+    assert (recognizer.decoding.beam_size, recognizer.decoding.beam_size_token, recognizer.decoding.beam_threshold) == (30, 4, 9)
     sf.write(tmp_path / "one.wav", tone_speech("ONE"), 16000)
     results = {}
     for flags in ([], ["--greedy"], ["--model", str(trained / "exp" / "best.pt")]):
@@ -217,15 +218,17 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
     assert err[-3].startswith("asr: error: decoding options: ") and "must be finite numbers" in err[-2]
     assert err[-1] == "asr: error: --batch-size must be at least 1"
     for flags in (["--beam", "5"], ["--lm", str(tmp_path / "lm.arpa")], ["--lexicon", "lex.txt"], ["--lm-weight", "2"],
-                  ["--word-score", "1"], ["--beam-threshold", "10"]):  # not one ignored
+                  ["--word-score", "1"], ["--beam-threshold", "10"], ["--beam-tokens", "5"]):  # not one ignored
         assert main(["transcribe", str(tmp_path / "x.wav"), *model, "--greedy", *flags]) == 2
         assert capsys.readouterr().err.strip() == ("asr: error: decoding options: greedy decoding cannot go with an LM, "
                                                    "a lexicon, a beam or their settings: ask for one or the other")
     # options nothing would use, numbers that mean nothing: refused, even where greedy decoding follows
     for flags, problem in [(["--beam", "5", "--lexicon", "lex.txt"], "a lexicon or an LM weight needs an LM: give one"),
                            (["--beam", "5", "--lm-weight", "2"], "a lexicon or an LM weight needs an LM: give one"),
-                           (["--lexicon", "lex.txt"], "a lexicon, an LM weight, a word score or a beam threshold "
+                           (["--lexicon", "lex.txt"], "a lexicon, an LM weight, a word score or beam pruning "
                                                       "needs beam search: give an LM or a beam"),
+                           (["--beam-tokens", "3"], "beam pruning needs beam search"),
+                           (["--beam", "5", "--beam-tokens", "-1"], "beam_size_token must be 0 (every unit) or more"),
                            (["--decode-workers", "0"], "workers must be >= 1"),
                            (["--decode-workers", "-2", "--beam", "5"], "workers must be >= 1"),
                            (["--beam-threshold", "-1"], "beam_threshold positive")]:
@@ -287,7 +290,7 @@ def test_export_refuses_settings_without_an_lm_and_an_lm_it_cannot_use(trained, 
     best, out = str(trained / "exp" / "best.pt"), str(tmp_path / "m.pt")
     assert main(["export", best, out, "--lm-weight", "2", "--beam", "7"]) == 2  # nothing would keep them
     assert capsys.readouterr().err.strip() == (
-        "asr: error: --lm-weight, --word-score and --beam are settings for the model's LM: give --lm")
+        "asr: error: --lm-weight, --word-score and the --beam options are settings for the model's LM: give --lm")
     sf.write(tmp_path / "hello.wav", tone_speech("ONE"), 16000)
     (tmp_path / "text.txt").write_text("zero one two\n")
     assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "7", "--out", str(tmp_path / "7.arpa")]) == 0

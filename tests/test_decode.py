@@ -86,6 +86,18 @@ def test_a_word_lm_overrules_weak_acoustics_within_its_lexicon(tmp_path):
     assert decoder.with_weights(0.0, 0.0)(lp, n)[0].text == "THE CAB"  # no LM weight: the acoustics win
 
 
+def test_beam_tokens_keep_only_the_likeliest_units_of_each_frame(tmp_path):
+    vocab = Vocabulary()
+    lp, n = _ambiguous(vocab)
+    lm = _lm(tmp_path, CAT_TEXT)
+    # T is the second likeliest unit where the LM wants it: two units a frame let the LM choose it,
+    # one does not, whatever the LM says
+    for tokens, text in ((0, "THE CAT"), (2, "THE CAT"), (1, "THE CAB")):
+        assert BeamDecoder(vocab, BeamConfig(lm=lm, lm_weight=1.0, beam_size_token=tokens))(lp, n)[0].text == text
+    with pytest.raises(ValueError, match="beam_size_token must be 0"):
+        BeamConfig(beam_size_token=-1)
+
+
 def test_the_last_word_survives_when_the_audio_ends_on_it(tmp_path):
     """The model emits no boundary after the last word, and the lexicon spells every word with
     one: the search must still finish the last word when its last letter is the last frame."""

@@ -182,6 +182,25 @@ def test_bench_onnx_times_both_paths_on_the_same_clips(memorised, tmp_path):
     assert float(lines[3].rsplit(" ", 1)[1]) < 1e-4  # the largest log-probability difference
 
 
+def test_sweep_beam_scores_each_setting_on_the_same_emissions(memorised, tmp_path):
+    texts = [u.text for u in read_manifest(memorised.dev)]
+    (tmp_path / "text.txt").write_text("\n".join(texts) + "\n")
+    from asr.lm import build, read_sentences
+
+    build(read_sentences([tmp_path / "text.txt"], "words"), 2).write_arpa(tmp_path / "lm.arpa")
+    run = _tool(ROOT / "tools" / "sweep_beam.py", "--model", memorised.exp / "best.pt", "--lm", tmp_path / "lm.arpa",
+                "--manifest", memorised.dev, "--decode-workers", 1, "8", "8:1:10")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{memorised.dev}: {len(texts)} utterances; --lm-weight 1 --word-score 0")
+    assert lines[1] == "beam\ttokens\tthreshold\tWER\tCER\tsearch s"
+    rows = [line.split("\t") for line in lines[2:]]
+    assert [r[:3] for r in rows] == [["8", "0", "25"], ["8", "1", "10"]]
+    assert rows[0][3] == "0.00"  # the memorised model reads its dev set right with a beam too
+    run = _tool(ROOT / "tools" / "sweep_beam.py", "--manifest", memorised.dev, "8:-1")
+    assert run.returncode == 2 and "8:-1: beam_size_token must be 0 (every unit) or more" in run.stderr
+
+
 def test_curve_prints_a_dash_where_a_run_had_no_dev_set(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_text(json.dumps({"epoch": 1, "step": 10, "train_loss": 2.5, "dev_loss": None, "dev_wer": None,
