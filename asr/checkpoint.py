@@ -149,8 +149,8 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
            decoding: BeamConfig | None = None) -> int:
     """A model file for users from a training checkpoint: the weights in fp16 (half the size;
     they load back into fp32), config, vocabulary and statistics, no training state; with `lm`,
-    a copy of the LM beside it (OUT-stem.lm + the LM's suffixes) and `decoding` as its default
-    settings. Returns the model file's size in bytes."""
+    a copy of the LM beside it (OUT-stem.lm + the LM's format suffix: .arpa.gz for lm4.v2.arpa.gz)
+    and `decoding` as its default settings. Returns the model file's size in bytes."""
     payload = load(src)
     out = Path(out)
     model = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
@@ -164,7 +164,7 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
         except ValueError as e:
             raise CheckpointError(f"{src}: {e}") from None
         BeamDecoder(vocab, settings)  # an LM that every transcription would refuse is refused now (DecodeError)
-        name = f"{out.stem}.lm{''.join(lm.suffixes)}"
+        name = f"{out.stem}.lm{''.join(lm.suffixes[-2:] if lm.suffix == '.gz' else lm.suffixes[-1:])}"
         tmp = out.parent / f".{name}.tmp"
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lm, tmp)

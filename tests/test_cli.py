@@ -100,9 +100,10 @@ def test_an_exported_model_is_the_default_with_its_lm(trained, tmp_path, capsys,
     from asr import checkpoint
 
     (tmp_path / "text.txt").write_text("zero one two\none two\ntwo zero\n")
-    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    lm = tmp_path / "lm2.v1.arpa"  # the copy beside the model keeps only its format's suffix: default.lm.arpa
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "2", "--out", str(lm)]) == 0
     out = tmp_path / "pkg" / "default.pt"
-    assert main(["export", str(trained / "exp" / "best.pt"), str(out), "--lm", str(tmp_path / "lm.arpa"),
+    assert main(["export", str(trained / "exp" / "best.pt"), str(out), "--lm", str(lm),
                  "--lm-weight", "0.5", "--word-score", "-1", "--beam", "30", "--beam-tokens", "4", "--beam-threshold", "9"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{out}: ")
     payload = torch.load(out, weights_only=True)
