@@ -11,7 +11,8 @@
 # speakers), the LibriSpeech samples (2 unseen speakers), Cathy's test prompts (her other prompts
 # are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
-#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR|'' [--synth-sentences N]] [--prune T] ...
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR|'' [--synth-sentences N]] [--prune T]
+#                               [--force-export] ...
 set -euo pipefail
 shared=../shared/data
 synth=data/synth_voices  # synthetic speech trained on too (ablation.md: it pays at this budget); stage 1
@@ -19,10 +20,11 @@ synth=data/synth_voices  # synthetic speech trained on too (ablation.md: it pays
 synth_sentences=1500  # how many training sentences it speaks when it makes it
 general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
 prune=1e-7     # relative-entropy pruning of the mixture: 112 MB of ARPA -> 20 MB (recipes/default/ablation.md)
+force_export=  # stage 6 replaces the packaged model only with one at least as good on dev, unless --force-export
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --synth-sentences) synth_sentences=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;; --prune) prune=$2; shift 2 ;;
+    --shared) shared=$2; shift 2 ;; --synth) synth=$2; shift 2 ;; --synth-sentences) synth_sentences=$2; shift 2 ;; --general-weight) general_weight=$2; shift 2 ;; --prune) prune=$2; shift 2 ;; --force-export) force_export=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -123,6 +125,21 @@ stages
 stage=$first
 if in_range 6; then
   log "stage 6: export into the package"
+  # Greedy WER on dev (unseen speakers), this run's best epoch against the packaged model: a run
+  # its time budget cut short on a slow machine must not replace a better model unnoticed.
+  run asr evaluate --manifest "$data_dir/dev.jsonl" --greedy --report "$exp_dir/decode/packaged_greedy_dev.json" \
+    > "$exp_dir/decode/packaged_greedy_dev.txt"
+  verdict=$(python - "$exp_dir/decode/greedy_dev.json" "$exp_dir/decode/packaged_greedy_dev.json" <<'PY'
+import json, sys
+new, old = (json.load(open(f))["wer"] for f in sys.argv[1:])
+print(f"dev WER (greedy) {new:.2f}% against the packaged model's {old:.2f}%" + ("" if new <= old else " (worse)"))
+PY
+)
+  echo "$verdict" >&2
+  if [[ $verdict == *"(worse)" && -z $force_export ]]; then
+    echo "$0: not exported: this run's model is worse on dev than the one in the package; --stage 6 --force-export exports it anyway" >&2
+    exit 1
+  fi
   weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: (--lm-weight [^ ]+ --word-score [^:]+):.*/\1/')
   gzip -9 -c "$exp_dir/lm.arpa" > "$exp_dir/lm.arpa.gz"
   run asr export "$exp_dir/best.pt" asr/models/default.pt --lm "$exp_dir/lm.arpa.gz" $weights $decoding
