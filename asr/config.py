@@ -33,7 +33,9 @@ class TrainConfig:
     train_manifest: str = ""
     dev_manifest: str = ""
     epochs: int = 20
-    max_minutes: float = 0  # wall-time budget: no epoch starts that would end past it (0: none)
+    # Wall-time budget of one run (0: none): after each epoch, the learning-rate schedule is refitted to
+    # end with the last epoch that fits at the speed so far, and no epoch starts that would end past it.
+    max_minutes: float = 0
     max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
     lr: float = 1e-3
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio

@@ -91,6 +91,7 @@ class Progress:
     epoch: int = 0  # the epoch in progress (0-based)
     batch: int = 0  # batches of it already trained
     step: int = 0
+    epochs: int = 0  # the schedule's length where train.max_minutes refitted it (0: train.epochs)
     seconds: float = 0.0  # wall time of earlier runs
     skipped: int = 0  # steps skipped for NaN/inf gradients, in all
     epoch_sums: list = field(default_factory=lambda: [0.0] * len(_SUMS))  # this epoch, all ranks
@@ -218,6 +219,8 @@ class _Trainer:
         self.progress = Progress()
         if resume and self.last.exists():
             self._restore(checkpoint.load(self.last))
+            if self.progress.epochs and not cfg.max_steps:  # a schedule the time budget refitted
+                self._fit_schedule(min(self.progress.epochs, cfg.epochs))
         else:
             if ddp.main:
                 log.info("computing normalisation statistics on %s", cfg.train_manifest)
@@ -245,11 +248,11 @@ class _Trainer:
         )
         self.log = _RunLog(self.out_dir, p.step, self.ddp.main)
         start = self.clock = self.t0 = time.monotonic()
-        first_epoch = p.epoch
+        epoch_ends = [start]  # this process's, for the time budget
         stopped_by = None  # a signal that arrives after the last step stops nothing
         with _catch_stop_signals(self._on_signal):
             try:
-                while p.epoch < cfg.epochs and not (cfg.max_steps and p.step >= cfg.max_steps):
+                while p.epoch < (p.epochs or cfg.epochs) and not (cfg.max_steps and p.step >= cfg.max_steps):
                     self.sampler.set_epoch(p.epoch, start=p.batch)
                     bar = tqdm(total=len(self.sampler.global_batches), initial=p.batch, desc=f"epoch {p.epoch + 1}",
                                unit="batch", disable=None if self.ddp.main else True, leave=False, dynamic_ncols=True)
@@ -278,11 +281,16 @@ class _Trainer:
                         self.log.info(f"stopped by {stopped_by} at step {p.step}: {self.last} holds it; "
                                       f"continue with: asr train --resume {self.out_dir}")
                         break
-                    elapsed = time.monotonic() - start
-                    if cfg.max_minutes and p.epoch > first_epoch:
-                        if elapsed + elapsed / (p.epoch - first_epoch) > cfg.max_minutes * 60:
+                    epoch_ends.append(time.monotonic())
+                    if cfg.max_minutes and p.epoch < (p.epochs or cfg.epochs):
+                        epochs = self._on_main(lambda: self._epochs_in_budget(epoch_ends))  # ranks agree
+                        if epochs <= p.epoch:
                             self.log.info(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
                             break
+                        if not cfg.max_steps and epochs != (p.epochs or cfg.epochs):
+                            self._fit_schedule(epochs)
+                            self.log.info(f"the {cfg.max_minutes:g}-minute budget holds {epochs} epochs at this "
+                                          f"speed: the learning-rate schedule now ends with epoch {epochs}")
             except RuntimeError as e:
                 # A loader worker killed (out of memory, a crash in a decoder library): torch says
                 # so in a RuntimeError. Name it in one line, with what the last checkpoint holds.
@@ -297,6 +305,28 @@ class _Trainer:
         best_wer = p.best[0]["wer"] if p.best else math.inf
         return TrainResult(self.out_dir, history, best_wer, p.step, time.monotonic() - start,
                            count_parameters(self.model), p.skipped, self.skipped_bad, stopped_by)
+
+    def _epochs_in_budget(self, ends: list[float]) -> int:
+        """The epochs (in all, at most train.epochs) that end inside train.max_minutes of this
+        process, at its speed so far: its first epoch also filled the audio cache, so it counts
+        only while it is the only one."""
+        durations = [b - a for a, b in zip(ends, ends[1:])]
+        per_epoch = sum(durations[1:] or durations) / len(durations[1:] or durations)
+        left = self.cfg.max_minutes * 60 - (ends[-1] - ends[0])
+        return min(self.cfg.epochs, self.progress.epoch + int(left // per_epoch))
+
+    def _fit_schedule(self, epochs: int) -> None:
+        """Warm-up and cosine decay over `epochs` epochs from here on, at the current step: a run
+        that a time budget stops early still ends its schedule, at the low learning rate its
+        best epochs come from, rather than half way down."""
+        cfg = self.cfg
+        self.progress.epochs = epochs
+        self.total_steps = epochs * len(self.sampler)
+        self.scheduler.lr_lambdas = [_warmup_cosine(cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
+                                     for _ in self.optimizer.param_groups]
+        for group, scale in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+            group["lr"] = group["initial_lr"] * scale(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     @property
     def stop_requested(self) -> bool:

@@ -47,6 +47,34 @@ def test_max_steps_stops_early_and_still_leaves_both_checkpoints(tmp_path, tone_
     assert (tmp_path / "exp" / "last.pt").exists() and (tmp_path / "exp" / "best.pt").exists()
 
 
+def test_a_time_budget_ends_the_learning_rate_schedule_with_the_last_epoch_it_holds(tmp_path, tone_manifest,
+                                                                                    tiny_config, monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from asr import train as train_module
+
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.batch_seconds = 3.0  # ~10 batches an epoch
+    config.train.epochs = 1
+    steps = train(config, tmp_path / "count").steps  # an epoch's steps
+    clock = [0.0]  # every step takes 10 s of this clock, nothing else any
+    step = train_module._Trainer._step
+    monkeypatch.setattr(train_module._Trainer, "_step", lambda self, *a: (step(self, *a), clock.__setitem__(0, clock[0] + 10)))
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    config.train.epochs, config.train.max_minutes = 10, 4.5 * steps * 10 / 60  # 4.5 epochs' time
+    with caplog.at_level("INFO", logger="asr"):
+        result = train(config, tmp_path / "exp")
+    assert len(result.history) == 4 and result.steps == 4 * steps
+    assert "budget holds 4 epochs at this speed: the learning-rate schedule now ends with epoch 4" in caplog.text
+    # the schedule ran to its end, as a 4-epoch run's would, not 4/10 of the way down a 10-epoch one
+    saved = checkpoint.load(tmp_path / "exp" / "last.pt")
+    assert math.isclose(saved["scheduler"]["_last_lr"][0], config.train.lr * config.train.min_lr_ratio)
+    # resumed without a budget, the run is finished: its schedule has ended
+    config.train.max_minutes = 0
+    assert train(config, tmp_path / "exp", resume=True).steps == 4 * steps
+
+
 def test_resume_continues_from_the_last_epoch(tmp_path, tone_manifest, tiny_config):
     config = tiny_config
     config.train.train_manifest = str(tone_manifest)
