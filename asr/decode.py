@@ -100,19 +100,24 @@ class BeamDecoder:
                     self.lexicon = None
                 else:
                     # only words the units can spell: the others could never be output anyway
-                    spelt = [w for w in words if not vocab.foreign(w)]
+                    # (vocab.foreign, as one set test a word: this runs at every start-up)
+                    letters = set(vocab.units) - {vocab.units[vocab.blank], WORD_BOUNDARY}
+                    spelt = sorted({w for w in words if letters.issuperset(w)})
                     if not spelt:
                         letters = " ".join(u for u in vocab.units[vocab.blank + 1:] if u != WORD_BOUNDARY)
                         raise DecodeError(f"{config.lm}: no word of the LM can be spelled with the model's units "
                                           f"(its words look like {', '.join(words[:3])}; the units are {letters})")
                     self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
                     write_lexicon(spelt, self.lexicon)
+                    self.words = str(Path(self._tmp.name) / "words.txt")
+                    _write_words(spelt, self.words)  # each spelt as written: no spellings to keep
             if self.lexicon:
                 # One word dictionary, read from a plain word list, serves KenLM and ctc_decoder
                 # (given as its lm_dict): built from the lexicon it costs ~0.4 s per build for
                 # 74k words, and ctc_decoder would build a second one.
-                self.words = str(Path(self._tmp.name) / "words.txt")
-                self.spellings = _read_lexicon(self.lexicon, vocab, self.words)
+                if not self.words:  # the user's lexicon: read, checked, its spellings kept
+                    self.words = str(Path(self._tmp.name) / "words.txt")
+                    self.spellings = _read_lexicon(self.lexicon, vocab, self.words)
                 word_dict = Dictionary(self.words)
                 word_dict.set_default_index(word_dict.get_index(UNK))
             else:
@@ -227,9 +232,14 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[s
         raise DecodeError(f"{lexicon}: not a usable lexicon ({e})") from None
     if not words:
         raise DecodeError(f"{lexicon}: not a usable lexicon (no words)")
+    _write_words(words, out)
+    return spellings
+
+
+def _write_words(words, out: str) -> None:
+    """The word list flashlight reads: each word once, in order, and <unk> last."""
     with open(out, "w", encoding="utf-8") as f:
         f.write("".join(f"{w}\n" for w in words) + f"{UNK}\n")
-    return spellings
 
 
 def _nbest_of(i: int) -> list[Hypothesis]:
