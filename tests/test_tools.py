@@ -199,6 +199,11 @@ def test_sweep_beam_scores_each_setting_on_the_same_emissions(memorised, tmp_pat
     assert rows[0][3] == "0.00"  # the memorised model reads its dev set right with a beam too
     run = _tool(ROOT / "tools" / "sweep_beam.py", "--manifest", memorised.dev, "8:-1")
     assert run.returncode == 2 and "8:-1: beam_size_token must be 0 (every unit) or more" in run.stderr
+    (tmp_path / "gone.jsonl").write_text(json.dumps({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0,
+                                                     "text": "A"}) + "\n")
+    run = _tool(ROOT / "tools" / "sweep_beam.py", "--model", memorised.exp / "best.pt", "--lm", tmp_path / "lm.arpa",
+                "--manifest", tmp_path / "gone.jsonl", "8")
+    assert run.returncode == 1 and run.stderr.strip() == f"sweep_beam: {tmp_path / 'gone.wav'}: no such file"
 
 
 def test_curve_prints_a_dash_where_a_run_had_no_dev_set(tmp_path):

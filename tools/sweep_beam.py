@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asr.data import load_audio, read_manifest  # noqa: E402
+from asr.audio import AudioError  # noqa: E402
+from asr.data import ManifestError, load_audio, read_manifest  # noqa: E402
 from asr.decode import BeamConfig  # noqa: E402
 from asr.score import score  # noqa: E402
 from asr.text import normalize  # noqa: E402
@@ -60,13 +61,16 @@ def main() -> None:
                        decode_workers=args.decode_workers)
     if model.decoder is None:
         raise SystemExit(f"sweep_beam: {args.model} has no LM of its own: give --lm")
-    utts = read_manifest(args.manifest)
-    order = sorted(range(len(utts)), key=lambda i: utts[i].duration)  # as asr evaluate batches them
-    cached, refs = [], []
-    for start in range(0, len(order), 16):
-        chunk = [utts[i] for i in order[start:start + 16]]
-        cached.append(emissions(model.recognizer, [torch.from_numpy(load_audio(u)) for u in chunk]))
-        refs += [normalize(u.text) for u in chunk]
+    try:
+        utts = read_manifest(args.manifest)
+        order = sorted(range(len(utts)), key=lambda i: utts[i].duration)  # as asr evaluate batches them
+        cached, refs = [], []
+        for start in range(0, len(order), 16):
+            chunk = [utts[i] for i in order[start:start + 16]]
+            cached.append(emissions(model.recognizer, [torch.from_numpy(load_audio(u)) for u in chunk]))
+            refs += [normalize(u.text) for u in chunk]
+    except (ManifestError, AudioError) as e:  # a sweep over part of a dev set would compare the wrong thing
+        raise SystemExit(f"sweep_beam: {e}") from None
     base = model.decoder
     config = base.config
     print(f"{args.manifest}: {len(refs)} utterances; --lm-weight {config.lm_weight:g} --word-score {config.word_score:g}; "
