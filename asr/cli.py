@@ -430,14 +430,16 @@ def _lm_perplexity(args) -> int:
 def _evaluate(args) -> int:
     from asr.transcribe import worst
 
-    result = _model(args).evaluate(args.manifest)
+    model = _model(args)
+    decoding = model.decoder.config.describe() if model.decoder else "greedy"  # what made the figure
+    result = model.evaluate(args.manifest)
     for problem in result.failed:
         print(f"asr: error: {problem} (not scored)", file=sys.stderr)
     if args.report:
         score = result.score._asdict()
         if not result.score.utterances:  # nothing scored: no figure (null), rather than a perfect 0%
             score.update(wer=None, cer=None)
-        report = {**score, "failed": result.failed,
+        report = {**score, "decoding": decoding, "failed": result.failed,
                   "utterances": [{**u._asdict(), "score": u.score._asdict()} for u in result.utterances]}
         Path(args.report).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         Path(args.report).with_suffix(".alignments.txt").write_text(worst(result, args.worst), encoding="utf-8")
@@ -449,6 +451,7 @@ def _evaluate(args) -> int:
         print(f"| {args.manifest} | {s.utterances} | {wer} | {cer} | {s.substitutions} | {s.deletions} "
               f"| {s.insertions} | {s.words} |")
     else:
+        print(f"decoding: {decoding}")
         print(f"substitutions {s.substitutions} deletions {s.deletions} insertions {s.insertions} "
               f"of {s.words} words; {s.char_errors} character errors of {s.chars}")
         print(s.summary())

@@ -70,6 +70,14 @@ class BeamConfig:
         if not all(math.isfinite(x) for x in (self.beam_threshold, self.lm_weight, self.word_score, self.sil_score)):
             raise ValueError("beam_threshold, lm_weight, word_score and sil_score must be finite numbers")
 
+    def describe(self) -> str:
+        """One line, for a figure's record: 'beam 1000 (8 units a frame, threshold 12) + LM NAME (--lm-weight ...)'."""
+        units = f"{self.beam_size_token} units a frame" if self.beam_size_token else "every unit"
+        search = f"beam {self.beam_size} ({units}, threshold {self.beam_threshold:g})"
+        if not self.lm:
+            return f"{search}, no LM"
+        return f"{search} + LM {Path(self.lm).name} (--lm-weight {self.lm_weight:g} --word-score {self.word_score:g})"
+
 
 class DecodeError(Exception):
     """An LM or lexicon the decoder cannot use; the message names the file."""

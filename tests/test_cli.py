@@ -45,9 +45,10 @@ def test_evaluate_prints_the_final_line_and_writes_a_report(trained, capsys):
     report = trained / "report.json"
     assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"),
                  "--manifest", str(trained / "data" / "test.jsonl"), "--report", str(report)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert FINAL_LINE.match(last), last
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "decoding: greedy" and FINAL_LINE.match(out[-1]), out
     data = json.loads(report.read_text())
+    assert data["decoding"] == "greedy"
     assert len(data["utterances"]) == 3
     assert {"wer", "cer", "substitutions", "deletions", "insertions"} <= data.keys()
     per = [u["score"] for u in data["utterances"]]
@@ -135,10 +136,13 @@ def test_lm_build_then_beam_decoding_with_it(trained, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{tmp_path / 'lm.arpa'}: order 3 from 7 words; 1-grams 6, 2-grams ")
     assert out[1] == f"{tmp_path / 'lexicon.txt'}: 3 words"
-    for extra in ([], ["--lexicon", str(tmp_path / "lexicon.txt"), "--beam", "8"]):
+    for extra, search in (([], "beam 50 (every unit, threshold 25)"),
+                          (["--lexicon", str(tmp_path / "lexicon.txt"), "--beam", "8", "--beam-tokens", "3"],
+                           "beam 8 (3 units a frame, threshold 25)")):
         assert main(["evaluate", "--model", str(trained / "exp" / "best.pt"), "--manifest",
                      str(trained / "data" / "test.jsonl"), "--lm", str(tmp_path / "lm.arpa"), *extra]) == 0
-        assert FINAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+        out = capsys.readouterr().out.strip().splitlines()
+        assert out[0] == f"decoding: {search} + LM lm.arpa (--lm-weight 1 --word-score 0)" and FINAL_LINE.match(out[-1])
     assert main(["lm", "build", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "x.arpa")]) == 1
     assert capsys.readouterr().err.strip() == f"asr: error: {tmp_path / 'none.txt'}: cannot read (No such file or directory)"
 

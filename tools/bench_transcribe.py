@@ -53,12 +53,7 @@ def main() -> int:
     results = list(transcribe(recognizer, paths, decoder=decoder))
     done = time.perf_counter()
     assert not any(r.error for r in results), [r.error for r in results if r.error]
-    if decoder:
-        c = decoder.config
-        units = f"{c.beam_size_token} units a frame" if c.beam_size_token else "every unit"
-        print(f"decoding: beam {c.beam_size} ({units}, threshold {c.beam_threshold:g}) + {Path(c.lm).name if c.lm else 'no LM'}")
-    else:
-        print("decoding: greedy")
+    print(f"decoding: {decoder.config.describe() if decoder else 'greedy'}")
     print(f"model load excluded: {done - loaded:.2f} s, RTF {(done - loaded) / seconds:.4f}  (load: {loaded - start:.2f} s)")
 
     with tempfile.TemporaryDirectory() as tmp:
