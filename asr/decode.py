@@ -109,8 +109,8 @@ class BeamDecoder:
                 else:
                     # only words the units can spell: the others could never be output anyway
                     # (vocab.foreign, as one set test a word: this runs at every start-up)
-                    letters = set(vocab.units) - {vocab.units[vocab.blank], WORD_BOUNDARY}
-                    spelt = sorted({w for w in words if letters.issuperset(w)})
+                    spellable = set(vocab.units) - {vocab.units[vocab.blank], WORD_BOUNDARY}
+                    spelt = sorted({w for w in words if spellable.issuperset(w)})
                     if not spelt:
                         letters = " ".join(u for u in vocab.units[vocab.blank + 1:] if u != WORD_BOUNDARY)
                         raise DecodeError(f"{config.lm}: no word of the LM can be spelled with the model's units "

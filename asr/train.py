@@ -324,6 +324,10 @@ class _Trainer:
         self.total_steps = epochs * len(self.sampler)
         self.scheduler.lr_lambdas = [_warmup_cosine(cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
                                      for _ in self.optimizer.param_groups]
+        self._set_lr()
+
+    def _set_lr(self) -> None:
+        """The learning rate of the current step, from the schedule as it now stands."""
         for group, scale in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
             group["lr"] = group["initial_lr"] * scale(self.scheduler.last_epoch)
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -548,9 +552,9 @@ class _Trainer:
         # (loading the optimizer's state brought back the old run's).
         cfg = self.config.train
         self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
-        for group, scale in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
-            group.update(initial_lr=cfg.lr, lr=cfg.lr * scale(self.scheduler.last_epoch), weight_decay=cfg.weight_decay)
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._set_lr()
         if self.scaler and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
         self.stats = payload["stats"]
