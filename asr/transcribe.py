@@ -427,21 +427,28 @@ class TunePoint(NamedTuple):
     score: Score
 
 
-def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecoder,
-         lm_weights: Iterable[float], word_scores: Iterable[float], batch_size: int = 32) -> list[TunePoint]:
-    """WER for each (LM weight, word score) pair on `manifest`, best first. The acoustic model
-    runs once; each pair only re-runs the beam search on the same emissions, same loaded LM."""
+def manifest_emissions(recognizer: Recognizer, manifest: str | os.PathLike,
+                       batch_size: int = 32) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[str]]:
+    """Every utterance's emissions, batched by length, and the normalised references in the same
+    order: for searches tried again and again on one dev set. AudioError if any file is unreadable."""
     utts = read_manifest(manifest)
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     cached, refs = [], []
     for start in range(0, len(order), batch_size):
         chunk = [utts[i] for i in order[start:start + batch_size]]
-        try:
-            waves = [torch.from_numpy(load_audio(u)) for u in chunk]
-        except audio.AudioError as e:  # tuning on part of a dev set would tune to the wrong thing
-            raise audio.AudioError(e.path, f"{e.problem} (in {manifest}; tuning needs every file)") from None
-        cached.append(emissions(recognizer, waves))
+        cached.append(emissions(recognizer, [torch.from_numpy(load_audio(u)) for u in chunk]))
         refs += [normalize(u.text) for u in chunk]
+    return cached, refs
+
+
+def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecoder,
+         lm_weights: Iterable[float], word_scores: Iterable[float], batch_size: int = 32) -> list[TunePoint]:
+    """WER for each (LM weight, word score) pair on `manifest`, best first. The acoustic model
+    runs once; each pair only re-runs the beam search on the same emissions, same loaded LM."""
+    try:
+        cached, refs = manifest_emissions(recognizer, manifest, batch_size)
+    except audio.AudioError as e:  # tuning on part of a dev set would tune to the wrong thing
+        raise audio.AudioError(e.path, f"{e.problem} (in {manifest}; tuning needs every file)") from None
     points = []
     for a in lm_weights:
         for b in word_scores:

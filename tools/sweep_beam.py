@@ -18,16 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asr.audio import AudioError  # noqa: E402
-from asr.data import ManifestError, load_audio, read_manifest  # noqa: E402
+from asr.data import ManifestError  # noqa: E402
 from asr.decode import BeamConfig  # noqa: E402
 from asr.score import score  # noqa: E402
-from asr.text import normalize  # noqa: E402
-from asr.transcribe import cpus, emissions, load_model  # noqa: E402
+from asr.transcribe import cpus, load_model, manifest_emissions  # noqa: E402
 
 
 def setting(spec: str) -> dict:
@@ -62,13 +59,7 @@ def main() -> None:
     if model.decoder is None:
         raise SystemExit(f"sweep_beam: {args.model} has no LM of its own: give --lm")
     try:
-        utts = read_manifest(args.manifest)
-        order = sorted(range(len(utts)), key=lambda i: utts[i].duration)  # as asr evaluate batches them
-        cached, refs = [], []
-        for start in range(0, len(order), 16):
-            chunk = [utts[i] for i in order[start:start + 16]]
-            cached.append(emissions(model.recognizer, [torch.from_numpy(load_audio(u)) for u in chunk]))
-            refs += [normalize(u.text) for u in chunk]
+        cached, refs = manifest_emissions(model.recognizer, args.manifest, batch_size=16)
     except (ManifestError, AudioError) as e:  # a sweep over part of a dev set would compare the wrong thing
         raise SystemExit(f"sweep_beam: {e}") from None
     base = model.decoder
