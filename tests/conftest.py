@@ -137,7 +137,8 @@ def spaced_model(tmp_path_factory):
     write_manifest(folder / "dev.jsonl", utts[64:])
     config = load_config(ROOT / "conf" / "tiny.yaml", [
         f"train.train_manifest={folder / 'train.jsonl'}", f"train.dev_manifest={folder / 'dev.jsonl'}",
-        "train.epochs=50", "train.batch_seconds=4", "train.lr=0.005", "model.hidden=96", "model.layers=2"])
+        "train.epochs=50", "train.batch_seconds=4", "train.lr=0.005", "model.hidden=96", "model.layers=2",
+        "train.device=cpu"])  # the plateau's end was measured on CPU kernels: on an H100 (bf16) 80 epochs left 12.5%
     result = train(config, folder / "exp")
     # When CTC's all-blank plateau ends depends on float rounding, so on the CPU's kernels. This
     # size and rate left it at epoch 13 to 19 under ATEN_CPU_CAPABILITY=default, avx2 and avx512
