@@ -20,7 +20,8 @@ synth=data/synth_voices  # synthetic speech trained on too (ablation.md: it pays
 synth_sentences=1500  # how many training sentences it speaks when it makes it
 general_weight=0.5  # the general-English LM's share of the mixture (the rest: the training text's)
 prune=1e-7     # relative-entropy pruning of the mixture: 112 MB of ARPA -> 20 MB (recipes/default/ablation.md)
-force_export=  # stage 6 replaces the packaged model only with one at least as good on dev, unless --force-export
+force_export=  # stages 5-6 replace the packaged model and RESULTS.md only with one at least as good on dev
+               # (else RESULTS.md goes to the exp dir), unless --force-export
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -119,14 +120,16 @@ if in_range 4; then
       --report "$exp_dir/previous_$set.json" > "$exp_dir/previous_$set.txt"
   done
 fi
-first=$stage
+first=$stage last=$stop_stage
 [ "$stage" -ge 3 ] || stage=3
-stages
-stage=$first
-if in_range 6; then
-  log "stage 6: export into the package"
+[ "$stop_stage" -le 4 ] || stop_stage=4
+stages  # 3 and 4; 5 below, once it is known whether this run replaces the package
+stop_stage=$last
+better=1
+if in_range 5 || in_range 6; then
   # Greedy WER on dev (unseen speakers), this run's best epoch against the packaged model: a run
-  # its time budget cut short on a slow machine must not replace a better model unnoticed.
+  # its time budget cut short on a slow machine must not replace a better model unnoticed, nor
+  # the package's figures in RESULTS.md.
   run asr evaluate --manifest "$data_dir/dev.jsonl" --greedy --report "$exp_dir/decode/packaged_greedy_dev.json" \
     > "$exp_dir/decode/packaged_greedy_dev.txt"
   verdict=$(python - "$exp_dir/decode/greedy_dev.json" "$exp_dir/decode/packaged_greedy_dev.json" <<'PY'
@@ -137,7 +140,18 @@ PY
 )
   echo "$verdict" >&2
   if [[ $verdict == *"(worse)" && -z $force_export ]]; then
-    echo "$0: not exported: this run's model is worse on dev than the one in the package; --stage 6 --force-export exports it anyway" >&2
+    better=
+    results=$exp_dir/RESULTS.md  # recipes/default/RESULTS.md keeps describing the packaged model
+  fi
+fi
+stage=$(( first > 5 ? first : 5 ))
+stages  # 5
+stage=$first
+if in_range 6; then
+  log "stage 6: export into the package"
+  if [ -z "$better" ]; then
+    echo "$0: not exported: this run's model is worse on dev than the one in the package (its results: $results);" \
+      "--stage 5 --force-export exports it anyway" >&2
     exit 1
   fi
   weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: (--lm-weight [^ ]+ --word-score [^:]+):.*/\1/')
