@@ -60,6 +60,14 @@ def letter_to_sound(word: str) -> list[str] | None:
     return phones if phones and all(p in PHONES for p in phones) else None
 
 
+def add_guess(word: str, prons) -> bool:
+    """Adds flite's spelling of a word the dictionary lacks; False if it has none."""
+    guess = letter_to_sound(word.replace("'", ""))
+    if guess:
+        prons[word] = [guess]
+    return guess is not None
+
+
 def spell(words: list[str], prons, letter_names: bool, guessed: Counter) -> list[str] | None:
     """Phone units with '|' between words; words the dictionary lacks are added to it, spelt by
     flite's rules and counted in `guessed`; None if even those fail."""
@@ -68,10 +76,8 @@ def spell(words: list[str], prons, letter_names: bool, guessed: Counter) -> list
         # AN4 spells letters out: "A" is the letter's name (EY), not the article (AH)
         key = w + "." if letter_names and len(w) == 1 and w + "." in prons else w
         if key not in prons:
-            guess = letter_to_sound(w.replace("'", ""))
-            if guess is None:
+            if not add_guess(w, prons):
                 return None
-            prons[key] = [guess]
             guessed[w] += 1
         units += ([text.WORD_BOUNDARY] if units else []) + prons[key][0]
     return units
@@ -107,10 +113,7 @@ def lexicon(args) -> int:
     prons = cmudict(args.dict)
     unigrams = read_arpa(args.lm).probs[0]
     words = [g[0] for g in unigrams if g[0] not in (BOS, EOS, UNK)]
-    guessed = 0
-    for w in words:
-        if w not in prons and (guess := letter_to_sound(w.replace("'", ""))):
-            prons[w], guessed = [guess], guessed + 1
+    guessed = sum(add_guess(w, prons) for w in words if w not in prons)
     spelt = [w for w in words if w in prons]
     # flashlight's lexicon trie keeps at most 6 words per spelling (it says "Trie label number
     # reached limit" and drops the rest, K among KAY, QUAY, CAY...): keep the LM's 6 likeliest
