@@ -2,9 +2,10 @@
 
 A checkpoint is a plain dict of tensors and primitives:
     format, model (state dict), config (nested dict), vocab (list of units),
-    stats {mean, std}; last.pt adds the training state: optimizer, scheduler, scaler,
-    progress, rng (see asr/train.py). An exported model (`asr export`) has fp16 weights and may
-    add `decoding`: the beam and LM settings to use by default, the LM file beside the model.
+    stats {mean, std}; a phone model adds lexicon (its pronunciations, as lexicon lines);
+    last.pt adds the training state: optimizer, scheduler, scaler, progress, rng (see asr/train.py).
+    An exported model (`asr export`) has fp16 weights and may add `decoding`: the beam and LM
+    settings to use by default, the LM file beside the model.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import NamedTuple
 import torch
 
 from asr.config import Config, ConfigError, from_dict
-from asr.decode import BeamConfig, BeamDecoder
+from asr.decode import BeamConfig, BeamDecoder, arpa_unigrams
 from asr.features import LogMel
 from asr.model import BiLSTMCTC
-from asr.text import Vocabulary
+from asr.text import Vocabulary, read_lexicon
 
 FORMAT = "asr-checkpoint-1"
 REQUIRED = ("format", "model", "config", "vocab", "stats")
@@ -46,6 +47,15 @@ class Recognizer(NamedTuple):
 
     def to(self, device) -> "Recognizer":
         return self._replace(features=self.features.to(device), model=self.model.to(device))
+
+
+def vocabulary(payload: dict, path) -> Vocabulary:
+    """A model file's units, and its pronunciations if it is a phone model."""
+    try:
+        lexicon = payload.get("lexicon")
+        return Vocabulary(payload["vocab"], read_lexicon(lexicon, f"{path} (its lexicon)") if lexicon else None)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
@@ -134,7 +144,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
             if decoding.lm:  # stored as a name beside the model file
                 decoding.lm = str(Path(path).resolve().parent / decoding.lm)
         config = from_dict(Config, payload["config"])
-        vocab = Vocabulary(payload["vocab"])
+        vocab = vocabulary(payload, path)
         features, model = build(config, vocab)
         features.set_stats(payload["stats"]["mean"], payload["stats"]["std"])
         model.load_state_dict(payload["model"])
@@ -154,16 +164,15 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
     payload = load(src)
     out = Path(out)
     model = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    exported = {k: payload[k] for k in REQUIRED if k not in ("format", "model")}
+    exported = {k: payload[k] for k in (*REQUIRED, "lexicon") if k in payload and k not in ("format", "model")}
     exported["model"] = model
     if lm is not None:
         lm = Path(lm)
         settings = dataclasses.replace(decoding or BeamConfig(), lm=str(lm), lexicon="", workers=1)
-        try:
-            vocab = Vocabulary(payload["vocab"])
-        except ValueError as e:
-            raise CheckpointError(f"{src}: {e}") from None
+        vocab = vocabulary(payload, src)
         BeamDecoder(vocab, settings)  # an LM that every transcription would refuse is refused now (DecodeError)
+        if vocab.pronunciations:  # the LM's likeliest words first: what a search without it says of homophones
+            exported["lexicon"] = vocab.lexicon_text(arpa_unigrams(lm))
         name = f"{out.stem}.lm{''.join(lm.suffixes[-2:] if lm.suffix == '.gz' else lm.suffixes[-1:])}"
         tmp = out.parent / f".{name}.tmp"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +221,7 @@ def export_onnx(src: str | os.PathLike, out: str | os.PathLike) -> int:
 
     graph = onnx.load(str(tmp))
     payload = load(src)
-    meta = {"config": payload["config"], "vocab": payload["vocab"],
+    meta = {"config": payload["config"], "vocab": payload["vocab"], "lexicon": payload.get("lexicon", ""),
             "stats": {k: v.float().tolist() for k, v in payload["stats"].items()}}
     onnx.helper.set_model_props(graph, {"asr": json.dumps(meta)})
     onnx.save(graph, str(tmp))
@@ -237,7 +246,7 @@ class OnnxRecognizer:
         except Exception as e:  # onnxruntime raises its own types for every kind of bad file
             raise CheckpointError(f"{path}: not an ONNX model exported by asr ({type(e).__name__}: {e})") from None
         self.config = from_dict(Config, meta["config"])
-        self.vocab = Vocabulary(meta["vocab"])
+        self.vocab = vocabulary(meta, path)
         self.features, self._model = build(self.config, self.vocab)  # the model: for its frame stacking only
         self.features.set_stats(torch.tensor(meta["stats"]["mean"]), torch.tensor(meta["stats"]["std"]))
 
@@ -261,7 +270,7 @@ def average(paths: list[str | os.PathLike]) -> dict:
     for path in paths[1:]:
         payload = load(path)
         for what, get in (("model config", lambda c: c["config"]["model"]), ("features", lambda c: c["config"]["features"]),
-                          ("vocabulary", lambda c: c["vocab"])):
+                          ("vocabulary", lambda c: (c["vocab"], c.get("lexicon", "")))):
             if get(payload) != get(first):
                 raise CheckpointError(f"{path}: its {what} differs from {paths[0]}'s; only one model's checkpoints average")
         if payload["model"].keys() != total.keys():
@@ -270,5 +279,5 @@ def average(paths: list[str | os.PathLike]) -> dict:
             if v.is_floating_point():
                 total[k] += v.double()
     weights = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v for k, v in total.items()}
-    keep = {k: first[k] for k in REQUIRED if k not in ("format", "model")}
+    keep = {k: first[k] for k in (*REQUIRED, "lexicon") if k in first and k not in ("format", "model")}
     return {**keep, "model": weights, "averaged": [str(p) for p in paths]}

@@ -211,7 +211,7 @@ def _decoding_options(p, tuning: bool = False) -> None:
     if not tuning:
         g.add_argument("--lm-weight", type=float, help="default 1, or the model's own")
         g.add_argument("--word-score", type=float, help="default 0, or the model's own")
-        g.add_argument("--greedy", action="store_true", help="no beam search, even where the model has an LM")
+        g.add_argument("--greedy", action="store_true", help="no beam search, even where the model has an LM (a phone model: its lexicon searched, no LM)")
 
 
 def _decoder(args, recognizer):

@@ -22,6 +22,9 @@ from asr.lm import BOS, EOS, UNK, is_gzip, write_lexicon
 from asr.text import WORD_BOUNDARY, Vocabulary
 
 
+_TRANSCRIPT_WORD = re.compile(r"[A-Z']+")  # what normalisation leaves of a word
+
+
 class Hypothesis(NamedTuple):
     text: str
     tokens: list[int]  # unit ids after collapsing repeats and removing blanks
@@ -46,8 +49,10 @@ class BeamConfig:
     """Beam search with an optional n-gram LM (flashlight's CTC decoder, through torchaudio).
 
     A word-level LM (ARPA, .arpa.gz, or KenLM binary) decodes lexicon-constrained: only words
-    of the lexicon come out (by default, every word of the ARPA file that our units can spell).
-    A character-level LM (`asr lm build --units chars`) decodes lexicon-free: any spelling.
+    of the lexicon come out (by default, every word of the ARPA file that our units can spell;
+    for a phone model, every word of it that the model's own lexicon pronounces). A character-level
+    LM (`asr lm build --units chars`) decodes lexicon-free: any spelling. A phone model with no LM
+    searches its whole lexicon, every word alike.
     """
 
     beam_size: int = 50
@@ -98,10 +103,28 @@ class BeamDecoder:
         self.lm = None
         self.words = None  # the word list file behind the LM's word ids, shared with ctc_decoder
         self.spellings: dict[str, list[str]] = {}  # lexicon words not spelt as written, for word times
+        if not config.lm and vocab.pronunciations:
+            # A phone model's words come out of its lexicon only. With no LM to tell homophones
+            # apart (K, KAY, CAY), each sound says the lexicon's first word (tools/lexicon.py and
+            # `asr export --lm` put the likeliest first); the letter names it trained on ('A.') are
+            # no transcript's words.
+            self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
+            words = [w for w in vocab.pronunciations if _TRANSCRIPT_WORD.fullmatch(w)]
+            _write_pronunciations(vocab, words, self.lexicon, per_sound=1)
         if config.lm:
             lm_path = _plain_lm(config.lm, Path(self._tmp.name))
             if config.lexicon:
                 self.lexicon = config.lexicon
+            elif vocab.pronunciations:  # the LM's words that the model's lexicon pronounces
+                unigrams = arpa_unigrams(lm_path)
+                spoken = sorted((w for w in unigrams if w in vocab.pronunciations), key=lambda w: -unigrams[w])
+                if not spoken:
+                    raise DecodeError(f"{config.lm}: the model's lexicon pronounces no word of the LM "
+                                      f"(its words look like {', '.join(list(unigrams)[:3])})")
+                self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
+                _write_pronunciations(vocab, spoken, self.lexicon)
+                self.words = str(Path(self._tmp.name) / "words.txt")
+                _write_words(spoken, self.words)
             else:
                 words = arpa_words(lm_path)
                 if all(w in vocab.index for w in words):  # letters: a character LM
@@ -244,6 +267,26 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[s
     return spellings
 
 
+def _float(x: str) -> float:
+    try:
+        return float(x)
+    except ValueError:
+        return -99.0  # ARPA's way to write "never", in files that spell it oddly
+
+
+def _write_pronunciations(vocab: Vocabulary, words: list[str], out: str, per_sound: int = 6) -> None:
+    """The words' pronunciations as flashlight's lexicon, `per_sound` words of one pronunciation
+    at most, the first in `words` (likeliest first). Its trie holds 6 (it drops the rest, saying
+    "Trie label number reached limit": AN4's K went among KAY, QUAY, CAY...)."""
+    homophones: dict[tuple, int] = {}
+    with open(out, "w", encoding="utf-8") as f:
+        for w in words:
+            for pron in vocab.pronunciations[w]:
+                n = homophones[tuple(pron)] = homophones.get(tuple(pron), 0) + 1
+                if n <= per_sound:
+                    f.write(f"{w} {' '.join(pron)} {WORD_BOUNDARY}\n")
+
+
 def _write_words(words, out: str) -> None:
     """The word list flashlight reads: each word once, in order, and <unk> last."""
     with open(out, "w", encoding="utf-8") as f:
@@ -257,7 +300,13 @@ def _nbest_of(i: int) -> list[Hypothesis]:
 
 def arpa_words(path: str | os.PathLike) -> list[str]:
     """The words of an ARPA file's unigram section (<s>, </s> and <unk> left out)."""
-    words = []
+    return list(arpa_unigrams(path))
+
+
+def arpa_unigrams(path: str | os.PathLike) -> dict[str, float]:
+    """Each word of an ARPA file's unigram section (<s>, </s> and <unk> left out) -> its log10
+    probability, in the file's order."""
+    words = {}
     opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -273,7 +322,7 @@ def arpa_words(path: str | os.PathLike) -> list[str]:
                 elif in_unigrams and line:
                     parts = line.split()
                     if len(parts) >= 2 and parts[1] not in (BOS, EOS, UNK):
-                        words.append(parts[1])
+                        words[parts[1]] = _float(parts[0])
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DecodeError(f"{path}: cannot read LM ({e})") from None
     if not in_unigrams:
@@ -326,7 +375,7 @@ def align_words(log_probs: torch.Tensor, length: int, text: str, vocab: Vocabula
         return []
     targets = []
     for k, word in enumerate(words):
-        units = (spellings or {}).get(word, word)
+        units = (spellings or {}).get(word) or (vocab.spell([word]) if word in (vocab.pronunciations or {}) else word)
         unknown = vocab.foreign(units)
         if unknown:
             raise DecodeError(f"no word times: {word[:40]!r} has {unknown[0][:20]!r}, not one of the model's units")

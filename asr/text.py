@@ -1,11 +1,16 @@
-"""Transcripts: normalisation as LibriSpeech writes them, and the character vocabulary.
+"""Transcripts: normalisation as LibriSpeech writes them, and the model's units: letters, or
+the phones of a pronunciation lexicon.
 
 LibriSpeech transcripts are upper case with no punctuation but the apostrophe ("DON'T"), and
 numbers spoken as words, so every corpus is brought to that form and every model speaks it.
+A lexicon ('WORD PH PH ...' a line, a word's likeliest pronunciation first, CMUdict's form)
+makes the units phones: a model then hears sounds, not English spelling, and a word comes
+out only through the lexicon (recipes/default/ablation.md: phones against letters).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import unicodedata
@@ -116,10 +121,35 @@ def normalize(text: str) -> str:
     return normalize_verbose(text).text
 
 
-class Vocabulary:
-    """Character units with the CTC blank at index 0 and '|' between words."""
+Pronunciations = dict[str, list[list[str]]]  # WORD -> its pronunciations, the likeliest first
 
-    def __init__(self, units: list[str] | None = None):
+
+def read_lexicon(text: str, source: str) -> Pronunciations:
+    """A pronunciation lexicon's lines ('WORD PH PH ...'; CMUdict's 'word(2) ...' for a second
+    one, and flashlight's closing '|', are read too). ValueError naming `source` and the line."""
+    prons: Pronunciations = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        word, *phones = line.split() or [""]
+        if not word or word.startswith(";;;"):  # blank, or CMUdict's comments
+            continue
+        phones = [p for p in phones if p != WORD_BOUNDARY]
+        if not phones:
+            raise ValueError(f"{source}: line {n}: {word[:40]!r} has no pronunciation")
+        if BLANK in phones:
+            raise ValueError(f"{source}: line {n}: {BLANK} is not a phone")
+        prons.setdefault(re.sub(r"\(\d+\)$", "", word).upper(), []).append(phones)
+    if not prons:
+        raise ValueError(f"{source}: no pronunciations")
+    return prons
+
+
+class Vocabulary:
+    """The model's units, with the CTC blank at index 0 and '|' between words: letters, or with
+    `pronunciations` (`read_lexicon`), the phones they use, and words are spelt through them."""
+
+    def __init__(self, units: list[str] | None = None, pronunciations: Pronunciations | None = None):
+        if units is None and pronunciations:
+            units = [BLANK, WORD_BOUNDARY, *sorted({p for ps in pronunciations.values() for pron in ps for p in pron})]
         self.units = list(units or DEFAULT_UNITS)
         if self.units[0] != BLANK or WORD_BOUNDARY not in self.units:
             raise ValueError(f"vocabulary must start with {BLANK!r} and contain {WORD_BOUNDARY!r}")
@@ -127,6 +157,12 @@ class Vocabulary:
             raise ValueError("vocabulary has duplicate units")
         self.index = {u: i for i, u in enumerate(self.units)}
         self.blank = 0
+        self.pronunciations = pronunciations or None
+        if self.pronunciations:
+            phones = {p for ps in self.pronunciations.values() for pron in ps for p in pron}
+            unknown = sorted(phones - set(self.units[1:]) - {WORD_BOUNDARY})
+            if unknown:
+                raise ValueError(f"the lexicon's phones {', '.join(unknown[:5])} are not units of the vocabulary")
 
     def __len__(self) -> int:
         return len(self.units)
@@ -139,12 +175,47 @@ class Vocabulary:
         vocabulary: units it lacks, and the blank and '|', which are not letters."""
         return [u for u in spelling if u not in self.index or u in (BLANK, WORD_BOUNDARY)]
 
+    def lexicon_text(self, ranks: dict[str, float] | None = None) -> str:
+        """The pronunciations as lexicon lines (`read_lexicon` reads them back); '' for letters.
+        With `ranks` (an LM's log-probabilities), its likeliest words first, the rest after."""
+        words = list(self.pronunciations or {})
+        if ranks:
+            words.sort(key=lambda w: -ranks.get(w, -math.inf))
+        return "".join(f"{w} {' '.join(p)}\n" for w in words for p in self.pronunciations[w])
+
+    def unspellable(self, text: str) -> list[str]:
+        """The words of `text` (normalised) that the lexicon lacks; none for letters."""
+        if not self.pronunciations:
+            return []
+        return [w for w in normalize(text).split() if w not in self.pronunciations]
+
+    def spell(self, words: list[str]) -> list[str]:
+        """Each word's likeliest pronunciation, '|' between words. A one-letter word beside
+        another is a letter spelt out (AN4's "P I T T"): it takes the letter's name, CMUdict's
+        'A.' (EY), not the article's AH. KeyError for a word the lexicon lacks."""
+        units = []
+        for k, w in enumerate(words):
+            spelt_out = len(w) == 1 and any(len(n) == 1 for n in words[max(k - 1, 0):k] + words[k + 1:k + 2])
+            key = w + "." if spelt_out and w + "." in self.pronunciations else w
+            units += ([WORD_BOUNDARY] if units else []) + self.pronunciations[key][0]
+        return units
+
     def encode(self, text: str) -> list[int]:
-        """Normalise `text` and map it to unit indices ('|' for each space)."""
-        return [self.index[WORD_BOUNDARY if c == " " else c] for c in normalize(text)]
+        """Normalise `text` and map it to unit indices ('|' for each space); with a lexicon, each
+        word's phones (ValueError for a word it lacks: `unspellable` finds them first)."""
+        if not self.pronunciations:
+            return [self.index[WORD_BOUNDARY if c == " " else c] for c in normalize(text)]
+        words = normalize(text).split()
+        try:
+            return [self.index[u] for u in self.spell(words)]
+        except KeyError as e:
+            raise ValueError(f"no pronunciation of {e.args[0]!r} in the lexicon") from None
 
     def decode(self, ids) -> str:
-        """Unit indices (no blanks expected, though they are skipped) -> normalised text."""
-        chars = (self.units[i] for i in ids if i != self.blank)
-        text = "".join(" " if c == WORD_BOUNDARY else c for c in chars)
+        """Unit indices (no blanks expected, though they are skipped) -> normalised text; with a
+        lexicon, phones ('HH AH L OW | W ER L D'): words come out of a lexicon search only."""
+        units = [self.units[i] for i in ids if i != self.blank]
+        if self.pronunciations:
+            return " ".join(" ".join(units).strip(" " + WORD_BOUNDARY).split())
+        text = "".join(" " if c == WORD_BOUNDARY else c for c in units)
         return " ".join(text.split())

@@ -30,6 +30,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from asr.decode import greedy
 from asr.features import compute_stats
 from asr.model import count_parameters
 from asr.score import Score, score
-from asr.text import Vocabulary
+from asr.text import Vocabulary, read_lexicon
 
 log = logging.getLogger("asr.train")
 
@@ -125,6 +126,19 @@ def fits_ctc(utt: Utterance, vocab: Vocabulary, config: Config) -> bool:
     return 0 < len(ids) + repeats <= steps
 
 
+def _vocabulary(lexicon: str) -> Vocabulary:
+    """Letters, or the phones of a pronunciation lexicon file."""
+    if not lexicon:
+        return Vocabulary()
+    try:
+        with open(lexicon, encoding="utf-8") as f:
+            return Vocabulary(pronunciations=read_lexicon(f.read(), lexicon))
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainError(f"{lexicon}: cannot read the lexicon ({e})") from None
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+
+
 def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train `config` into `out_dir`; under torchrun, as one rank of DistributedDataParallel."""
     ddp = _start_distributed(config.train.device)
@@ -164,7 +178,7 @@ class _Trainer:
     def __init__(self, config: Config, out_dir: Path, resume: bool, ddp: Distributed):
         self.config, self.cfg, self.out_dir, self.ddp = config, config.train, out_dir, ddp
         cfg = self.cfg
-        self.vocab = Vocabulary()
+        self.vocab = _vocabulary(cfg.lexicon)
         self.device = ddp.device
         out_dir.mkdir(parents=True, exist_ok=True)
         self.last = out_dir / "last.pt"
@@ -172,13 +186,13 @@ class _Trainer:
             raise TrainError(f"{self.last} exists: pass --resume to continue that run, or choose another --out")
 
         self.skipped_bad = 0
-        train_utts = self._manifest(cfg.train_manifest)
+        train_utts = self._spellable(cfg.train_manifest, self._manifest(cfg.train_manifest))
         self.utts = [u for u in train_utts if fits_ctc(u, self.vocab, config)]
         if len(self.utts) < len(train_utts) and ddp.main:
             log.warning("skipping %d training utterances too short for their transcripts", len(train_utts) - len(self.utts))
         if len(self.utts) < ddp.world_size:
             raise TrainError(f"{cfg.train_manifest}: {len(self.utts)} usable utterances, fewer than {ddp.world_size} processes")
-        dev_utts = self._manifest(cfg.dev_manifest) if cfg.dev_manifest else []
+        dev_utts = self._spellable(cfg.dev_manifest, self._manifest(cfg.dev_manifest)) if cfg.dev_manifest else []
         try:
             wave_augment = WaveAugment(config.augment, cfg.seed) if config.augment.wave_augment else None
         except ValueError as e:
@@ -436,7 +450,10 @@ class _Trainer:
                              round(p.seconds + time.monotonic() - self.t0, 1))
         p.history.append(result._asdict())
         self.log.write({**result._asdict(), "skipped": p.skipped})
-        dev = f", dev loss {dev_loss:.3f}, dev WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if dev_score else ""
+        # a phone model's greedy output is phones: its "WER" counts phones and '|' (a phone error rate)
+        rates = (f"WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if not self.vocab.pronunciations
+                 else f"phone error rate {dev_score.wer:.2f}%") if dev_score else ""
+        dev = f", dev loss {dev_loss:.3f}, dev {rates}" if dev_score else ""
         self.log.info(f"epoch {result.epoch}: train loss {train_loss:.3f}{dev} ({result.seconds:.0f} s)")
         # Best: lowest dev WER, ties (100% in early epochs) broken by dev loss; without a dev
         # set, the lowest training loss.
@@ -509,8 +526,9 @@ class _Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def _weights(self, **extra) -> dict:
+        lexicon = {"lexicon": self.vocab.lexicon_text()} if self.vocab.pronunciations else {}
         return {"model": self.model.state_dict(), "config": to_dict(self.config), "vocab": self.vocab.units,
-                "stats": self.stats, **extra}
+                "stats": self.stats, **lexicon, **extra}
 
     def _save_last(self) -> None:
         """All ranks take part (their RNG states are gathered); rank 0 writes."""
@@ -545,6 +563,9 @@ class _Trainer:
                              + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + "); start a new run")
         if "progress" not in payload:
             raise TrainError(f"{self.last}: written by an older asr without a training position; start a new run")
+        if payload.get("lexicon", "") != self.vocab.lexicon_text():
+            raise TrainError(f"{self.last}: was trained with another lexicon than {self.cfg.lexicon or 'none (letters)'}: "
+                             "resume with the run's own")
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -603,6 +624,23 @@ class _Trainer:
             if not utts:
                 raise TrainError(f"{path}: no usable utterance left after skipping {len(problems)} bad ones")
         return utts
+
+    def _spellable(self, path: str, utts: list[Utterance]) -> list[Utterance]:
+        """With a lexicon, the utterances whose every word it spells; the others are reported."""
+        missing = Counter()
+        kept = []
+        for u in utts:
+            words = self.vocab.unspellable(u.text)
+            missing.update(words)
+            if not words:
+                kept.append(u)
+        if missing and self.ddp.main:
+            common = ", ".join(f"{w} ({n})" for w, n in missing.most_common(5))
+            log.warning("%s: %d utterances left out, with %d words the lexicon %s lacks: %s", path,
+                        len(utts) - len(kept), len(missing), self.cfg.lexicon, common)
+        if utts and not kept:
+            raise TrainError(f"{path}: the lexicon {self.cfg.lexicon} spells none of its utterances")
+        return kept
 
     def _on_main(self, fn: Callable):
         """fn() on rank 0 only; every rank gets its result, or raises its error."""

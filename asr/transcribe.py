@@ -67,8 +67,17 @@ def emissions(recognizer: Recognizer, waves: list[torch.Tensor],
 
 def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDecoder | None = None) -> list[Hypothesis]:
     """Transcripts of a batch of 16 kHz mono waveforms: greedy, or by `decoder`."""
+    decoder = _words(recognizer, decoder)
     log_probs, lengths = emissions(recognizer, waves)
     return decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
+
+
+def _words(recognizer: Recognizer, decoder: BeamDecoder | None, workers: int = 1) -> BeamDecoder | None:
+    """`decoder`; for a phone model given none, a search of its lexicon without an LM (its
+    greedy output would be phones, not words)."""
+    if decoder is None and recognizer.vocab.pronunciations:
+        return BeamDecoder(recognizer.vocab, BeamConfig(workers=workers))
+    return decoder
 
 
 class Samples(NamedTuple):
@@ -87,6 +96,7 @@ def transcribe(recognizer: Recognizer, inputs: Iterable[str | os.PathLike | Samp
     alignment of the transcript. Short inputs are batched; one longer than a window (plus its
     context) streams through `transcribe_long` in bounded memory. `batch_size` by default: 8, or
     with beam search 16 per decoding process, so that every process has utterances to decode."""
+    decoder = _words(recognizer, decoder)
     if batch_size is None:
         batch_size = 16 * decoder.config.workers if decoder is not None else 8
     long_seconds = window_seconds + 2 * CONTEXT_SECONDS
@@ -162,6 +172,7 @@ def transcribe_long(recognizer: Recognizer, path: str | os.PathLike | Samples, d
     """One recording of any length in bounded memory: the audio streams through the acoustic
     model in overlapping windows (`long_emissions`), and the stitched log-probabilities are
     decoded in pieces cut inside pauses (`pause_cuts`), so no word is cut, lost or doubled."""
+    decoder = _words(recognizer, decoder)
     started = time.perf_counter()
     try:
         if isinstance(path, Samples):
@@ -334,7 +345,8 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
                 beam_threshold: float | None = None, beam_tokens: int | None = None, greedy: bool = False,
                 workers: int = 1) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
-    --lm`) unless `greedy`; else None, greedy decoding. ValueError for impossible options, and
+    --lm`) unless `greedy`; else None, greedy decoding (a phone model: its lexicon searched, no
+    LM, for its words come from there only). ValueError for impossible options, and
     for options that would be ignored."""
     chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
               "beam_size_token": beam_tokens, "lm": lm, "lexicon": lexicon}
@@ -348,7 +360,7 @@ def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str |
         if chosen:
             raise ValueError("a lexicon, an LM weight, a word score or beam pruning needs beam search: "
                              "give an LM or a beam")
-        return None
+        return _words(recognizer, None, workers)
     config = dataclasses.replace(stored or BeamConfig(), workers=workers, **chosen)
     if not config.lm and (lexicon or lm_weight is not None):
         raise ValueError("a lexicon or an LM weight needs an LM: give one")

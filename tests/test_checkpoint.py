@@ -8,7 +8,7 @@ from asr import checkpoint
 from asr.checkpoint import CheckpointError
 from asr.config import Config, to_dict
 from asr.model import ModelConfig
-from asr.text import Vocabulary
+from asr.text import Vocabulary, read_lexicon
 
 
 def payload(config=None, vocab=None):
@@ -92,6 +92,16 @@ def test_mismatched_config_is_a_clear_error(tmp_path):
     checkpoint.save(tmp_path / "v.pt", bad)
     with pytest.raises(CheckpointError, match="does not match"):
         checkpoint.load_recognizer(tmp_path / "v.pt")
+
+    bad = payload(vocab=Vocabulary(pronunciations=read_lexicon("CAT K AE T\n", "lex")))
+    bad["lexicon"] = "CAT K AE T\nDOG |\n"
+    checkpoint.save(tmp_path / "l.pt", bad)
+    with pytest.raises(CheckpointError, match=r"l.pt: .*l.pt \(its lexicon\): line 2: 'DOG' has no pronunciation"):
+        checkpoint.load_recognizer(tmp_path / "l.pt")
+    bad["lexicon"] = "CAT K AE T Z\n"  # a phone that is not one of its units
+    checkpoint.save(tmp_path / "l.pt", bad)
+    with pytest.raises(CheckpointError, match="the lexicon's phones Z are not units"):
+        checkpoint.load_recognizer(tmp_path / "l.pt")
 
 
 # -- ONNX export --------------------------------------------------------------------------------------

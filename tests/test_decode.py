@@ -6,7 +6,7 @@ import torch
 
 from asr.decode import BeamConfig, BeamDecoder, DecodeError, greedy
 from asr.lm import build, read_sentences
-from asr.text import Vocabulary
+from asr.text import Vocabulary, read_lexicon
 
 
 def frames(vocab, units):
@@ -212,3 +212,32 @@ def test_word_times_follow_the_lexicons_spelling(tmp_path):
     assert words[1].end >= 22 * 0.04 and all(w.confidence > 0.9 for w in words)  # through Y, the last unit
     with pytest.raises(DecodeError, match=r"no word times: 'DR.' has '.', not one of the model's units"):
         align_words(lp, len(lp), "HELLO DR.", vocab, 0.04)
+
+
+# -- a phone model: words come out of its lexicon -----------------------------------------------------
+
+SOUNDS = "K. K EY\nK K EY\nKAY K EY\nKAYE K EY\nQUAY K EY\nQUAY(2) K W EY\nCAY K EY\nQUAI K EY\nKHE K EY\nCAT K AE T\nCAT(2) K AH T\n"
+
+
+def test_a_phone_model_decodes_words_through_its_lexicon_with_or_without_an_lm(tmp_path):
+    vocab = Vocabulary(pronunciations=read_lexicon(SOUNDS, "lex"))
+    lp = frames(vocab, ["K", "_", "EY", "|", "K", "_", "AH", "T"])[None]
+    decoder = BeamDecoder(vocab, BeamConfig())  # no LM: any word of the lexicon
+    # CAT said with its second pronunciation; of the homophones, the lexicon's first, K (K. is a
+    # letter name, to train on only)
+    assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
+    assert [line for line in open(decoder.lexicon) if line.startswith("K")] == ["K K EY |\n"]
+    # With an LM: its words the lexicon pronounces. flashlight's trie holds 6 words of one sound, so
+    # the 7th likeliest (KHE) is left out, not whichever the trie drops (it dropped K once)
+    words = ["K", "KAY", "KAYE", "QUAY", "CAY", "QUAI", "KHE", "CAT", "DOG"]
+    probs = [-1.0, -2.0, -3.0, -3.5, -4.0, -4.5, -6.0, -1.5, -1.0]
+    lm = tmp_path / "lm.arpa"  # KHE least likely, though it comes before QUAI and QUAY in the file
+    lm.write_text("\\data\\\nngram 1=11\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n"
+                  + "".join(f"{p}\t{w}\t0\n" for w, p in sorted(zip(words, probs))) + "\n\\2-grams:\n-0.5\tK CAT\n\n\\end\\\n")
+    decoder = BeamDecoder(vocab, BeamConfig(lm=str(lm), lm_weight=1.0))
+    lines = open(decoder.lexicon).read().splitlines()
+    assert sum(line.split()[1:] == ["K", "EY", "|"] for line in lines) == 6 and "QUAY K W EY |" in lines
+    assert not any(line.startswith(("DOG ", "KHE ")) for line in lines)  # DOG: no pronunciation
+    assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
+    with pytest.raises(DecodeError, match="the model's lexicon pronounces no word of the LM"):
+        BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["dog"], order=2, name="dog.arpa")))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.text import DEFAULT_UNITS, Vocabulary, normalize, normalize_verbose
+from asr.text import DEFAULT_UNITS, Vocabulary, normalize, normalize_verbose, read_lexicon
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -80,3 +80,40 @@ def test_normalised_text_is_in_the_vocabulary_and_round_trips(raw):
     assert all(not w.startswith("'") for w in text.split())
     assert vocab.decode(vocab.encode(raw)) == text
     assert vocab.blank not in vocab.encode(raw)
+
+
+# -- phones: a pronunciation lexicon's units ---------------------------------------------------------
+
+LEXICON = """A AH
+A(2) EY
+A. EY
+B. B IY
+CAT K AE T |
+;;; a comment, as CMUdict has them
+hello HH AH L OW
+HELLO(2) HH EH L OW
+"""
+
+
+def test_a_lexicon_is_read_in_cmudicts_form_likeliest_pronunciation_first():
+    prons = read_lexicon(LEXICON, "lex.txt")
+    assert prons["A"] == [["AH"], ["EY"]] and prons["CAT"] == [["K", "AE", "T"]]  # flashlight's '|' dropped
+    assert prons["HELLO"] == [["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]]
+    with pytest.raises(ValueError, match=r"lex.txt: line 2: 'CAT' has no pronunciation"):
+        read_lexicon("A AH\nCAT |\n", "lex.txt")
+    with pytest.raises(ValueError, match="lex.txt: no pronunciations"):
+        read_lexicon("\n;;; nothing\n", "lex.txt")
+
+
+def test_a_phone_vocabulary_spells_words_through_the_lexicon():
+    vocab = Vocabulary(pronunciations=read_lexicon(LEXICON, "lex.txt"))
+    assert vocab.units == ["<blank>", "|", "AE", "AH", "B", "EH", "EY", "HH", "IY", "K", "L", "OW", "T"]
+    ids = vocab.encode("Hello, a cat!")
+    assert vocab.decode(ids) == "HH AH L OW | AH | K AE T"  # the article: AH
+    assert vocab.decode(vocab.encode("a b")) == "EY | B IY"  # letters spelt out: their names
+    assert vocab.unspellable("the cat sat") == ["THE", "SAT"] and Vocabulary().unspellable("the cat") == []
+    with pytest.raises(ValueError, match="no pronunciation of 'THE' in the lexicon"):
+        vocab.encode("the cat")
+    assert read_lexicon(vocab.lexicon_text(), "again") == vocab.pronunciations
+    with pytest.raises(ValueError, match="the lexicon's phones AE, K, T are not units"):
+        Vocabulary(["<blank>", "|", "AH"], read_lexicon("A AH\nCAT K AE T\n", "lex.txt"))

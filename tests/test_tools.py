@@ -250,36 +250,22 @@ def test_compare_runs_puts_runs_side_by_side_and_bolds_the_best(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("t2p"), reason="flite is not installed (apt-get install flite)")
-def test_phone_probe_spells_transcripts_and_the_lexicon_in_phones_and_trains_on_them(tmp_path, tone_manifest):
+def test_lexicon_pronounces_the_lms_and_the_transcripts_words(tmp_path):
     pytest.importorskip("pocketsphinx")  # its CMUdict
-    rows = [{"audio_filepath": "a.wav", "duration": 1.0, "text": "A cat, Zorblax!"},
-            {"audio_filepath": "b.wav", "duration": 1.0, "text": "K 2"}]
+    flite = shutil.which("t2p") is not None
+    rows = [{"audio_filepath": "a.wav", "duration": 1.0, "text": "A cat, K 2!" + (" Zorblax" if flite else "")}]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run = _tool(ROOT / "tools" / "phone_probe.py", "convert", tmp_path / "m.jsonl", "--out", tmp_path / "p.jsonl",
-                "--kept", tmp_path / "w.jsonl", "--letter-names")
+    (tmp_path / "lm.arpa").write_text("\\data\\\nngram 1=4\n\n\\1-grams:\n-1\t<s>\n-1\t</s>\n-1\tQUAY\n-2\tDOG\n\n\\end\\\n")
+    run = _tool(ROOT / "tools" / "lexicon.py", "--lm", tmp_path / "lm.arpa", "--manifests", tmp_path / "m.jsonl",
+                "--out", tmp_path / "lex.txt")
     assert run.returncode == 0, run.stderr
-    assert "2 utterances kept" in run.stdout and "1 words spelt by flite's rules: ZORBLAX Z" in run.stdout
-    texts = [json.loads(line)["text"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert texts[0].startswith("EY | K AE T | Z") and texts[1] == "K EY | T UW"  # letter names, not "AH"
-    assert (tmp_path / "w.jsonl").read_text() == (tmp_path / "m.jsonl").read_text()
-    # the lexicon: every pronunciation, but at most the 6 likeliest words of one spelling
-    words = ["K", "KAY", "KAYE", "QUAY", "CAY", "QUAI", "KHE", "ZORBLAX"]
-    probs = [-1.0, -2.0, -3.0, -3.5, -4.0, -4.5, -6.0, -5.0]
-    arpa = ("\\data\\\nngram 1=10\n\n\\1-grams:\n-1\t<s>\n-1\t</s>\n"
-            + "".join(f"{p}\t{w}\n" for w, p in zip(words, probs)) + "\n\\end\\\n")
-    (tmp_path / "lm.arpa").write_text(arpa)
-    run = _tool(ROOT / "tools" / "phone_probe.py", "lexicon", tmp_path / "lm.arpa", "--out", tmp_path / "lex.txt")
-    assert run.returncode == 0, run.stderr
-    assert "8 of the LM's 8 words have a pronunciation (1 of them by flite's" in run.stdout
     lexicon = (tmp_path / "lex.txt").read_text().splitlines()
-    assert "K K EY |" in lexicon and not any(line.startswith("KHE ") for line in lexicon)
-    assert any(line.startswith("ZORBLAX Z") for line in lexicon)
-    # training: asr train with the 39 phones as units, on the tone corpus's words spelt in phones
-    run = _tool(ROOT / "tools" / "phone_probe.py", "convert", tone_manifest, "--out", tmp_path / "tone.jsonl")
-    assert run.returncode == 0, run.stderr
-    run = _tool(ROOT / "tools" / "phone_probe.py", "train", "--config", ROOT / "conf" / "tiny.yaml", "--train",
-                tmp_path / "tone.jsonl", "--out", tmp_path / "exp", "--set", "train.epochs=1")
-    assert run.returncode == 0, run.stderr
-    import torch
-    vocab = torch.load(tmp_path / "exp" / "last.pt", weights_only=True)["vocab"]
-    assert vocab[:4] == ["<blank>", "|", "AA", "AE"] and len(vocab) == 41
+    # CMUdict's pronunciations, the commonest first, no stress marks; the letter names; flite's guesses
+    assert lexicon.index("A AH") < lexicon.index("A EY") and "A. EY" in lexicon and "Z. Z IY" in lexicon
+    assert {"CAT K AE T", "QUAY K IY", "DOG D AO G", "TWO T UW"} <= set(lexicon)
+    # the LM's likeliest words first, then the transcripts', then the letter names
+    order = list(dict.fromkeys(line.split()[0] for line in lexicon))
+    assert order[:2] == ["QUAY", "DOG"] and order[-1] == "Z." and order.index("CAT") < order.index("A.")
+    assert f"{6 + 26 + flite:,} words" in run.stdout
+    if flite:
+        assert any(line.startswith("ZORBLAX Z") for line in lexicon) and "1 not in CMUdict spelt by flite" in run.stdout

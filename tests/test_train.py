@@ -13,10 +13,10 @@ import torch
 
 from asr import checkpoint
 from asr.config import load_config
-from asr.data import read_manifest
+from asr.data import read_manifest, write_manifest
 from asr.train import EpochResult, TrainError, train
 from asr.transcribe import transcribe
-from conftest import MEMORISED, ROOT, tone_speech
+from conftest import MEMORISED, ROOT, tone_speech, write_tone_corpus
 
 
 def test_tiny_model_learns_and_decodes_a_memorised_utterance(memorised):
@@ -521,3 +521,39 @@ def test_noise_files_are_checked_before_the_first_step(tmp_path, tone_manifest):
     (noise / "broken.flac").write_bytes(b"fLaC and then nothing")
     with pytest.raises(TrainError, match=r"noise: .*broken.flac: not a readable audio file"):
         train(config, tmp_path / "bad")
+
+
+TONE_LEXICON = "CAB c a b\nCAB(2) k a b\nBAD b a d\nACE a c e\nBED b e d\nDAB d a b\n"
+
+
+def test_a_phone_model_trains_on_its_lexicons_units_carries_the_lexicon_and_says_words(tmp_path, caplog):
+    """Units from a pronunciation lexicon (here the tone corpus's letters, as phones named in
+    lower case): transcripts are spelt through it, the model file carries it, and what comes out
+    is words of the lexicon, not phones."""
+    utts = write_tone_corpus(tmp_path / "audio", MEMORISED + ["ZED CAB"])
+    write_manifest(tmp_path / "train.jsonl", utts * 8)  # ZED: a word the lexicon lacks
+    write_manifest(tmp_path / "dev.jsonl", utts[:3])
+    (tmp_path / "lex.txt").write_text(TONE_LEXICON)
+    config = load_config(ROOT / "conf" / "tiny.yaml", [f"train.train_manifest={tmp_path / 'train.jsonl'}",
+                         f"train.dev_manifest={tmp_path / 'dev.jsonl'}", f"train.lexicon={tmp_path / 'lex.txt'}",
+                         "train.epochs=25", "train.batch_seconds=5", "train.lr=0.01", "model.hidden=48"])
+    result = train(config, tmp_path / "exp")
+    assert "8 utterances left out, with 1 words the lexicon" in caplog.text and "ZED (8)" in caplog.text
+    assert result.history[-1].dev_wer == 0.0  # the phone error rate
+    best = checkpoint.load(tmp_path / "exp" / "best.pt")
+    assert best["vocab"] == ["<blank>", "|", "a", "b", "c", "d", "e", "k"] and best["lexicon"].startswith("CAB c a b\n")
+    recognizer = checkpoint.load_recognizer(tmp_path / "exp" / "best.pt")
+    texts = [t.text for t in transcribe(recognizer, [u.audio_filepath for u in utts[:3]], timestamps=True)]
+    assert texts == MEMORISED
+    checkpoint.export(tmp_path / "exp" / "best.pt", tmp_path / "model.pt")
+    assert checkpoint.load(tmp_path / "model.pt")["lexicon"] == best["lexicon"]
+    # with an LM, the lexicon's words go likeliest first: what a search without it says of homophones
+    unigrams = "-1\t<s>\t0\n-1\t</s>\n-0.5\tDAB\t0\n-1\tCAB\t0\n-1.5\tBED\t0\n"
+    (tmp_path / "lm.arpa").write_text(f"\\data\\\nngram 1=5\nngram 2=1\n\n\\1-grams:\n{unigrams}\n"
+                                      "\\2-grams:\n-0.2\tDAB CAB\n\n\\end\\\n")
+    checkpoint.export(tmp_path / "exp" / "best.pt", tmp_path / "model.pt", lm=tmp_path / "lm.arpa")
+    assert checkpoint.load(tmp_path / "model.pt")["lexicon"].startswith("DAB d a b\nCAB c a b\nCAB k a b\nBED b e d\n")
+    # another lexicon would change the units under a resumed run: refused
+    (tmp_path / "lex.txt").write_text(TONE_LEXICON + "ZED z e d\n")
+    with pytest.raises(TrainError, match="was trained with another lexicon than"):
+        train(config, tmp_path / "exp", resume=True)

@@ -79,15 +79,19 @@ def main() -> int:
     seconds = epochs[-1]["seconds"] if epochs else float("nan")
     commands = list(dict.fromkeys((exp / "commands.txt").read_text().splitlines())) if (exp / "commands.txt").exists() else []
 
+    lexicon = checkpoint.get("lexicon")  # a phone model: no greedy words, its lexicon searched without the LM
+    first = "no LM (lexicon search)" if lexicon else "greedy"
     lines = [f"# {args.title}: results", "",
              f"Written by `python tools/results.py {shlex.join(sys.argv[1:])}` from `{exp}`.", "",
-             "| set | greedy WER | greedy CER | beam + LM WER | beam + LM CER |"
+             f"| set | {first} WER | {first} CER | beam + LM WER | beam + LM CER |"
              + "".join(f" {label} WER / CER |" for label, _ in columns),
              "|---|---:|---:|---:|---:|" + "---:|" * len(columns)]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     lines += ["", f"LM weights (tuned by the `asr tune-lm` command below, on a dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
               f"Model: BiLSTM {model['layers']} × {model['hidden']} per direction, {model['stack']} stacked frames, "
-              f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}).",
+              f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}); "
+              + (f"units: {len(checkpoint['vocab']) - 2} phones, words spelt through a "
+                 f"{len({line.split()[0] for line in lexicon.splitlines()}):,}-word lexicon." if lexicon else "units: letters."),
               f"Training: {len(epochs)} epochs logged, {seconds / 60:.1f} minutes of training wall time.",
               f"Hardware: {_hardware()}."]
     if args.peers == "librispeech":
