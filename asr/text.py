@@ -148,8 +148,9 @@ class Vocabulary:
     `pronunciations` (`read_lexicon`), the phones they use, and words are spelt through them."""
 
     def __init__(self, units: list[str] | None = None, pronunciations: Pronunciations | None = None):
-        if units is None and pronunciations:
-            units = [BLANK, WORD_BOUNDARY, *sorted({p for ps in pronunciations.values() for pron in ps for p in pron})]
+        phones = {p for ps in (pronunciations or {}).values() for pron in ps for p in pron}
+        if units is None and phones:
+            units = [BLANK, WORD_BOUNDARY, *sorted(phones)]
         self.units = list(units or DEFAULT_UNITS)
         if self.units[0] != BLANK or WORD_BOUNDARY not in self.units:
             raise ValueError(f"vocabulary must start with {BLANK!r} and contain {WORD_BOUNDARY!r}")
@@ -159,7 +160,6 @@ class Vocabulary:
         self.blank = 0
         self.pronunciations = pronunciations or None
         if self.pronunciations:
-            phones = {p for ps in self.pronunciations.values() for pron in ps for p in pron}
             unknown = sorted(phones - set(self.units[1:]) - {WORD_BOUNDARY})
             if unknown:
                 raise ValueError(f"the lexicon's phones {', '.join(unknown[:5])} are not units of the vocabulary")
