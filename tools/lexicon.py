@@ -23,7 +23,7 @@ from pathlib import Path
 
 from asr.data import parse_manifest
 from asr.decode import arpa_unigrams
-from asr.text import normalize
+from asr.text import normalize, read_lexicon
 
 PHONES = set("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
              "UH UW V W Y Z ZH".split())
@@ -36,12 +36,8 @@ def cmudict(path: str | None = None) -> dict[str, list[list[str]]]:
     if path is None:
         import pocketsphinx
         path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
-    prons: dict[str, list[list[str]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word, *phones = line.split()
-            prons.setdefault(word.split("(")[0].upper(), []).append([p.rstrip("012") for p in phones])
-    return prons
+    prons = read_lexicon(Path(path).read_text(encoding="utf-8"), str(path))
+    return {w: [[p.rstrip("012") for p in pron] for pron in ps] for w, ps in prons.items()}  # no stress marks
 
 
 def letter_to_sound(word: str) -> list[str] | None:
