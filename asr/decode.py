@@ -167,6 +167,7 @@ class BeamDecoder:
                 reason = re.split(r"threw \w+\.", str(e), maxsplit=1)[-1]
                 raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(reason.split())[:200]})") from None
         self._decoder = self._build(config)
+        self._wide: BeamDecoder | None = None  # the same search, 4 times as wide (nbest)
 
     def _build(self, config: BeamConfig):
         from torchaudio.models.decoder import ctc_decoder
@@ -190,6 +191,7 @@ class BeamDecoder:
         other = copy.copy(self)
         other.config = config
         other._decoder = self._build(config)
+        other._wide = None
         return other
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
@@ -202,16 +204,32 @@ class BeamDecoder:
             emissions, lengths = _end_with_a_boundary(emissions, lengths, self.vocab)
         workers = min(self.config.workers, len(emissions))
         if workers < 2:
-            return self._nbest(emissions, lengths)
-        # The search holds the GIL, so threads would take turns: forked processes instead. They
-        # inherit the loaded LM and the emissions (copy-on-write), and send back only text.
-        global _FORKED
-        _FORKED = (self, emissions, lengths)
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                return pool.map(_nbest_of, range(len(emissions)), chunksize=max(1, len(emissions) // (4 * workers)))
-        finally:
-            _FORKED = None
+            results = self._nbest(emissions, lengths)
+        else:
+            # The search holds the GIL, so threads would take turns: forked processes instead. They
+            # inherit the loaded LM and the emissions (copy-on-write), and send back only text.
+            global _FORKED
+            _FORKED = (self, emissions, lengths)
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    results = pool.map(_nbest_of, range(len(emissions)),
+                                       chunksize=max(1, len(emissions) // (4 * workers)))
+            finally:
+                _FORKED = None
+        if self.lexicon:
+            # A beam can fill with one wrong word's prefix (told apart only by the words before
+            # it) and lose every hypothesis that could end a word: its best then pays the final
+            # frame's off-path score, and the rest of the utterance is lost. Such an utterance is
+            # searched again with a beam four times as wide.
+            for i, hyps in enumerate(results):
+                if hyps and hyps[0].score < _STUCK:
+                    results[i] = self._wider()._nbest(emissions[i:i + 1], lengths[i:i + 1])[0]
+        return results
+
+    def _wider(self) -> "BeamDecoder":
+        if self._wide is None:  # built once, when first needed: a search of 74k words takes 1-2 s to build
+            self._wide = self.with_config(dataclasses.replace(self.config, beam_size=4 * self.config.beam_size))
+        return self._wide
 
     def _nbest(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         results = self._decoder(emissions, lengths)
@@ -219,6 +237,11 @@ class BeamDecoder:
                             h.tokens.tolist(), float(h.score)) for h in hyps] or [Hypothesis("", [], float("-inf"))]
                 for hyps in results]
 
+
+# A log-probability no path takes while another is open: the padding, and the units other than '|'
+# in the frame _end_with_a_boundary adds. A best hypothesis scoring under _STUCK went through one.
+_OFF_PATH = -1e6
+_STUCK = _OFF_PATH / 2
 
 _FORKED: tuple | None = None  # (decoder, emissions, lengths) for the pool's forked workers
 
@@ -229,9 +252,9 @@ def _end_with_a_boundary(emissions: torch.Tensor, lengths: torch.Tensor, vocab: 
     word (no target ends with one): without this frame the search can finish the last word only
     where a stray frame offers a boundary, and drops it otherwise."""
     batch, frames, units = emissions.shape
-    padded = torch.full((batch, frames + 1, units), -1e4)
+    padded = torch.full((batch, frames + 1, units), _OFF_PATH)
     padded[:, :frames] = emissions
-    boundary = torch.full((units,), -1e4)
+    boundary = torch.full((units,), _OFF_PATH)
     boundary[vocab.index[WORD_BOUNDARY]] = 0.0
     padded[torch.arange(batch), lengths] = boundary
     return padded, lengths + 1

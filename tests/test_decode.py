@@ -241,3 +241,13 @@ def test_a_phone_model_decodes_words_through_its_lexicon_with_or_without_an_lm(t
     assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
     with pytest.raises(DecodeError, match="the model's lexicon pronounces no word of the LM"):
         BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["dog"], order=2, name="dog.arpa")))
+
+
+def test_a_beam_stuck_inside_a_word_searches_again_wider():
+    # K leads the first frame, so a beam of one follows CAB's prefix, K AE, and then hears T,
+    # which CAB cannot take: no hypothesis left can end a word. The utterance is searched again,
+    # four times as wide, where AT (AE, T) is still held after the first frame.
+    vocab = Vocabulary(pronunciations=read_lexicon("AT AE T\nCAB K AE B\n", "lex"))
+    lp = soft(vocab, [{"K": 0.5, "AE": 0.45}, {"AE": 0.9}, {"T": 0.9}, {}])
+    hyp = BeamDecoder(vocab, BeamConfig(beam_size=1))(lp, torch.tensor([4]))[0]
+    assert hyp.text == "AT" and hyp.score > -20
