@@ -168,6 +168,7 @@ class BeamDecoder:
                 raise DecodeError(f"{config.lm}: not a usable n-gram LM ({' '.join(reason.split())[:200]})") from None
         self._decoder = self._build(config)
         self._wide: BeamDecoder | None = None  # the same search, 4 times as wide (nbest)
+        self.searched_again = 0  # utterances that needed it, so far
 
     def _build(self, config: BeamConfig):
         from torchaudio.models.decoder import ctc_decoder
@@ -191,7 +192,7 @@ class BeamDecoder:
         other = copy.copy(self)
         other.config = config
         other._decoder = self._build(config)
-        other._wide = None
+        other._wide, other.searched_again = None, 0
         return other
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
@@ -223,6 +224,7 @@ class BeamDecoder:
             # searched again with a beam four times as wide.
             for i, hyps in enumerate(results):
                 if hyps and hyps[0].score < _STUCK:
+                    self.searched_again += 1
                     results[i] = self._wider()._nbest(emissions[i:i + 1], lengths[i:i + 1])[0]
         return results
 

@@ -249,5 +249,8 @@ def test_a_beam_stuck_inside_a_word_searches_again_wider():
     # four times as wide, where AT (AE, T) is still held after the first frame.
     vocab = Vocabulary(pronunciations=read_lexicon("AT AE T\nCAB K AE B\n", "lex"))
     lp = soft(vocab, [{"K": 0.5, "AE": 0.45}, {"AE": 0.9}, {"T": 0.9}, {}])
-    hyp = BeamDecoder(vocab, BeamConfig(beam_size=1))(lp, torch.tensor([4]))[0]
-    assert hyp.text == "AT" and hyp.score > -20
+    decoder = BeamDecoder(vocab, BeamConfig(beam_size=1))
+    hyp = decoder(lp, torch.tensor([4]))[0]
+    assert hyp.text == "AT" and hyp.score > -20 and decoder.searched_again == 1
+    assert decoder(soft(vocab, [{"AE": 0.9}, {"T": 0.9}, {}]), torch.tensor([3]))[0].text == "AT"
+    assert decoder.searched_again == 1  # a beam of one that is not stuck: searched once

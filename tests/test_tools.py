@@ -194,9 +194,10 @@ def test_sweep_beam_scores_each_setting_on_the_same_emissions(memorised, tmp_pat
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"{memorised.dev}: {len(texts)} utterances; --lm-weight 1 --word-score 0")
-    assert lines[1] == "beam\ttokens\tthreshold\tWER\tCER\tsearch s"
+    assert lines[1] == "beam\ttokens\tthreshold\tWER\tCER\tsearch s\tsearched again"
     rows = [line.split("\t") for line in lines[2:]]
     assert [r[:3] for r in rows] == [["8", "0", "25"], ["8", "1", "10"]]
+    assert rows[0][6] == "0"  # its beams all ended words
     assert rows[0][3] == "0.00"  # the memorised model reads its dev set right with a beam too
     run = _tool(ROOT / "tools" / "sweep_beam.py", "--manifest", memorised.dev, "8:-1")
     assert run.returncode == 2 and "8:-1: beam_size_token must be 0 (every unit) or more" in run.stderr

@@ -7,7 +7,9 @@
 Each setting is BEAM[:TOKENS[:THRESHOLD]] (`--beam`, `--beam-tokens`, `--beam-threshold`; a
 missing part is the model's own, or asr's default). The acoustic model runs once; each setting
 re-runs only the search on the same emissions with the same loaded LM, in `--decode-workers`
-processes as `asr evaluate` does, and prints its WER and the search's wall time.
+processes as `asr evaluate` does, and prints its WER, the search's wall time, and how many
+utterances it searched again four times as wide (a beam left with no hypothesis that could end a
+word: asr/decode.py).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def main() -> None:
     config = base.config
     print(f"{args.manifest}: {len(refs)} utterances; --lm-weight {config.lm_weight:g} --word-score {config.word_score:g}; "
           f"{args.decode_workers} decoding processes")
-    print("beam\ttokens\tthreshold\tWER\tCER\tsearch s")
+    print("beam\ttokens\tthreshold\tWER\tCER\tsearch s\tsearched again")
     for chosen in args.settings:
         decoder = base.with_config(dataclasses.replace(config, **chosen))
         started = time.perf_counter()
@@ -74,7 +76,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         s = score(refs, hyps)
         c = decoder.config
-        print(f"{c.beam_size}\t{c.beam_size_token}\t{c.beam_threshold:g}\t{s.wer:.2f}\t{s.cer:.2f}\t{seconds:.1f}", flush=True)
+        print(f"{c.beam_size}\t{c.beam_size_token}\t{c.beam_threshold:g}\t{s.wer:.2f}\t{s.cer:.2f}\t{seconds:.1f}\t{decoder.searched_again}", flush=True)
 
 
 if __name__ == "__main__":
