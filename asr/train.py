@@ -449,8 +449,9 @@ class _Trainer:
                              dev_score.cer if dev_score else math.nan,
                              round(p.seconds + time.monotonic() - self.t0, 1))
         p.history.append(result._asdict())
-        self.log.write({**result._asdict(), "skipped": p.skipped})
         # a phone model's greedy output is phones: its "WER" counts phones and '|' (a phone error rate)
+        units = "phones" if self.vocab.pronunciations else "letters"
+        self.log.write({**result._asdict(), "skipped": p.skipped, "units": units})
         rates = (f"WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if not self.vocab.pronunciations
                  else f"phone error rate {dev_score.wer:.2f}%") if dev_score else ""
         dev = f", dev loss {dev_loss:.3f}, dev {rates}" if dev_score else ""

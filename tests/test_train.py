@@ -31,6 +31,7 @@ def test_tiny_model_learns_and_decodes_a_memorised_utterance(memorised):
     entries = [json.loads(line) for line in (memorised.exp / "log.jsonl").read_text().splitlines()]
     assert {"step", "loss", "lr", "grad_norm"} <= entries[0].keys()
     assert sum("dev_wer" in e for e in entries) == 25
+    assert {e["units"] for e in entries if "dev_wer" in e} == {"letters"}  # tools/plot_training.py's label
     last = checkpoint.load(memorised.exp / "last.pt")
     assert {"optimizer", "scheduler", "stats", "vocab", "config", "history"} <= last.keys()
     assert last["epoch"] == 25 and last["best_wer"] == min(h.dev_wer for h in memorised.result.history)
@@ -539,7 +540,9 @@ def test_a_phone_model_trains_on_its_lexicons_units_carries_the_lexicon_and_says
                          "train.epochs=25", "train.batch_seconds=5", "train.lr=0.01", "model.hidden=48"])
     result = train(config, tmp_path / "exp")
     assert "8 utterances left out, with 1 words the lexicon" in caplog.text and "ZED (8)" in caplog.text
-    assert result.history[-1].dev_wer == 0.0  # the phone error rate
+    assert result.history[-1].dev_wer == 0.0  # the phone error rate, and the log says so
+    log = [json.loads(line) for line in (tmp_path / "exp" / "log.jsonl").read_text().splitlines()]
+    assert {e["units"] for e in log if "dev_wer" in e} == {"phones"}
     best = checkpoint.load(tmp_path / "exp" / "best.pt")
     assert best["vocab"] == ["<blank>", "|", "a", "b", "c", "d", "e", "k"] and best["lexicon"].startswith("CAB c a b\n")
     recognizer = checkpoint.load_recognizer(tmp_path / "exp" / "best.pt")

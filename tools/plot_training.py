@@ -52,8 +52,11 @@ def main() -> int:
     if skipped:
         loss_ax.text(0.99, 0.97, f"red: {len(skipped)} intervals with skipped NaN/inf steps",
                      transform=loss_ax.transAxes, ha="right", va="top", fontsize=8)
-    wer_ax.plot(*_xy(epochs, "dev_wer"), "o-", label="dev WER")
-    wer_ax.plot(*_xy(epochs, "dev_cer"), "s-", label="dev CER")
+    if any(e.get("units") == "phones" for e in epochs):  # its greedy output is phones, not words
+        wer_ax.plot(*_xy(epochs, "dev_wer"), "o-", label="dev phone error rate")
+    else:
+        wer_ax.plot(*_xy(epochs, "dev_wer"), "o-", label="dev WER")
+        wer_ax.plot(*_xy(epochs, "dev_cer"), "s-", label="dev CER")
     wer_ax.set_ylabel("%")
     wer_ax.set_ylim(0, 105)
     wer_ax.legend()
