@@ -452,7 +452,7 @@ class _Trainer:
         # a phone model's greedy output is phones: its "WER" counts phones and '|' (a phone error rate)
         units = "phones" if self.vocab.pronunciations else "letters"
         self.log.write({**result._asdict(), "skipped": p.skipped, "units": units})
-        rates = (f"WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if not self.vocab.pronunciations
+        rates = (f"WER {dev_score.wer:.2f}%, CER {dev_score.cer:.2f}%" if units == "letters"
                  else f"phone error rate {dev_score.wer:.2f}%") if dev_score else ""
         dev = f", dev loss {dev_loss:.3f}, dev {rates}" if dev_score else ""
         self.log.info(f"epoch {result.epoch}: train loss {train_loss:.3f}{dev} ({result.seconds:.0f} s)")
