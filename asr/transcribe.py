@@ -72,12 +72,22 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
     return decoder(log_probs, lengths) if decoder else greedy(log_probs, lengths, recognizer.vocab)
 
 
+# The last phone model's LM-free lexicon search: building one takes ~2 s for a 74k-word lexicon,
+# which `recognize` and `transcribe` would otherwise pay on every call. (model's vocabulary, workers, search)
+_lexicon_search: list[tuple[Vocabulary, int, BeamDecoder]] = []
+
+
 def _words(recognizer: Recognizer, decoder: BeamDecoder | None, workers: int = 1) -> BeamDecoder | None:
     """`decoder`; for a phone model given none, a search of its lexicon without an LM (its
-    greedy output would be phones, not words)."""
-    if decoder is None and recognizer.vocab.pronunciations:
-        return BeamDecoder(recognizer.vocab, BeamConfig(workers=workers))
-    return decoder
+    greedy output would be phones, not words), built once for the model last asked about."""
+    if decoder is not None or not recognizer.vocab.pronunciations:
+        return decoder
+    for vocab, built_for, search in _lexicon_search:
+        if vocab is recognizer.vocab and built_for == workers:
+            return search
+    search = BeamDecoder(recognizer.vocab, BeamConfig(workers=workers))
+    _lexicon_search[:] = [(recognizer.vocab, workers, search)]
+    return search
 
 
 class Samples(NamedTuple):

@@ -271,3 +271,29 @@ def test_word_times_of_lexicon_words_and_a_word_that_cannot_be_timed(recognizer,
     results = list(transcribe(recognizer, paths, decoder=decoder, timestamps=True))
     assert [t.text for t in results] == ["cab", None, "ACE BED"]
     assert results[1].error == f"{paths[1]}: no word times: 'BAD' has 'Ä', not one of the model's units"
+
+
+def test_a_phone_model_builds_its_lexicon_search_once_not_per_call(monkeypatch):
+    """Greedy transcripts of a phone model come from a search of its lexicon, ~2 s to build for
+    the packaged 74k words: built on the first call for that model, reused on the next."""
+    from asr import transcribe as t
+    from asr.config import Config, ModelConfig
+    from asr.decode import BeamDecoder
+    from asr.text import Vocabulary, read_lexicon
+
+    def phone_model():
+        vocab = Vocabulary(pronunciations=read_lexicon("CAT K AE T\nAT AE T\n", "lex"))
+        config = Config(model=ModelConfig(hidden=8, layers=1, stack=1))
+        features, model = checkpoint.build(config, vocab)
+        return checkpoint.Recognizer(features, model.eval(), vocab, config)
+
+    built = []
+    monkeypatch.setattr(t, "BeamDecoder", lambda *a, **k: built.append(a[0]) or BeamDecoder(*a, **k))
+    rec, waves = phone_model(), [torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32))]
+    first = recognize(rec, waves)
+    assert recognize(rec, waves) == first
+    list(transcribe(rec, [t.Samples("noise", waves[0], 16000)]))
+    assert built == [rec.vocab]  # once, for all three calls
+    other = phone_model()  # another model: its own search
+    recognize(other, waves)
+    assert built == [rec.vocab, other.vocab] and built[1] is not built[0]
