@@ -8,7 +8,7 @@
 # Dev (the best epoch) is speakers training never hears: AN4's dev speakers and FSDD's theo. The LM
 # weights are tuned on that plus Cathy's and LJ Speech's dev sentences (voices in training, sentences
 # not), so that read English, not only letters and digits, sets them. Tests: AN4 test (10 unseen
-# speakers), the LibriSpeech samples (2 unseen speakers), Cathy's test prompts (her other prompts
+# speakers), the LibriSpeech samples (4 unseen speakers), Cathy's test prompts (her other prompts
 # are in training), FSDD yweweler (unseen), LJ test.
 # Run from the project root:
 #   bash recipes/default/run.sh [--stage N] [--stop-stage M] [--shared DIR] [--synth DIR|'' [--synth-sentences N]] [--prune T]
