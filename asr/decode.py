@@ -110,7 +110,7 @@ class BeamDecoder:
             # no transcript's words.
             self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
             words = [w for w in vocab.pronunciations if _TRANSCRIPT_WORD.fullmatch(w)]
-            _write_pronunciations(vocab, words, self.lexicon, per_sound=1)
+            _write_pronunciations(vocab.pronunciations, words, self.lexicon, per_sound=1)
         if config.lm:
             lm_path = _plain_lm(config.lm, Path(self._tmp.name))
             if config.lexicon:
@@ -122,7 +122,7 @@ class BeamDecoder:
                     raise DecodeError(f"{config.lm}: the model's lexicon pronounces no word of the LM "
                                       f"(its words look like {', '.join(list(unigrams)[:3])})")
                 self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
-                _write_pronunciations(vocab, spoken, self.lexicon)
+                _write_pronunciations(vocab.pronunciations, spoken, self.lexicon)
                 self.words = str(Path(self._tmp.name) / "words.txt")
                 _write_words(spoken, self.words)
             else:
@@ -148,7 +148,8 @@ class BeamDecoder:
                 # 74k words, and ctc_decoder would build a second one.
                 if not self.words:  # the user's lexicon: read, checked, its spellings kept
                     self.words = str(Path(self._tmp.name) / "words.txt")
-                    self.spellings = _read_lexicon(self.lexicon, vocab, self.words)
+                    given, self.lexicon = self.lexicon, str(Path(self._tmp.name) / "lexicon.txt")
+                    self.spellings = _read_lexicon(given, vocab, self.words, self.lexicon)
                 word_dict = Dictionary(self.words)
                 word_dict.set_default_index(word_dict.get_index(UNK))
             else:
@@ -262,12 +263,16 @@ def _end_with_a_boundary(emissions: torch.Tensor, lengths: torch.Tensor, vocab: 
     return padded, lengths + 1
 
 
-def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[str]]:
+def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str, search_lexicon: str) -> dict[str, list[str]]:
     """Writes the lexicon's words, each once, in order, and <unk> last, to `out`: a word list
-    flashlight reads. Returns the first spelling (without '|') of each word that is not spelt
-    as it is written ('OK' as O K A Y), for aligning the word on its units."""
+    flashlight reads; and its spellings to `search_lexicon`, each ending with '|' as the model
+    ends a word (a CMUdict-style lexicon, the form a phone model trains with, has none) and at
+    most 6 words of one spelling, the first in the file (flashlight's trie drops the rest at
+    random). Returns the first spelling (without '|') of each word that is not spelt as it is
+    written ('OK' as O K A Y), for aligning the word on its units."""
     words = {}
     spellings = {}
+    pronunciations: dict[str, list[list[str]]] = {}
     try:
         with open(lexicon, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
@@ -284,11 +289,13 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str) -> dict[str, list[s
                 if parts[0] not in words and units != list(parts[0]):
                     spellings[parts[0]] = units
                 words[parts[0]] = None
+                pronunciations.setdefault(parts[0], []).append(units)
     except (OSError, UnicodeDecodeError) as e:
         raise DecodeError(f"{lexicon}: not a usable lexicon ({e})") from None
     if not words:
         raise DecodeError(f"{lexicon}: not a usable lexicon (no words)")
     _write_words(words, out)
+    _write_pronunciations(pronunciations, list(words), search_lexicon)
     return spellings
 
 
@@ -299,14 +306,15 @@ def _float(x: str) -> float:
         return -99.0  # ARPA's way to write "never", in files that spell it oddly
 
 
-def _write_pronunciations(vocab: Vocabulary, words: list[str], out: str, per_sound: int = 6) -> None:
+def _write_pronunciations(pronunciations: dict[str, list[list[str]]], words: list[str], out: str,
+                          per_sound: int = 6) -> None:
     """The words' pronunciations as flashlight's lexicon, `per_sound` words of one pronunciation
     at most, the first in `words` (likeliest first). Its trie holds 6 (it drops the rest, saying
     "Trie label number reached limit": AN4's K went among KAY, QUAY, CAY...)."""
     homophones: dict[tuple, int] = {}
     with open(out, "w", encoding="utf-8") as f:
         for w in words:
-            for pron in vocab.pronunciations[w]:
+            for pron in pronunciations[w]:
                 n = homophones[tuple(pron)] = homophones.get(tuple(pron), 0) + 1
                 if n <= per_sound:
                     f.write(f"{w} {' '.join(pron)} {WORD_BOUNDARY}\n")

@@ -241,6 +241,16 @@ def test_a_phone_model_decodes_words_through_its_lexicon_with_or_without_an_lm(t
     assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
     with pytest.raises(DecodeError, match="the model's lexicon pronounces no word of the LM"):
         BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["dog"], order=2, name="dog.arpa")))
+    # The model's lexicon given by hand (CMUdict's form, as it trains: no '|'): searched as the
+    # model ends words, with '|', and 6 words of one sound at most, the file's first (it searched
+    # 3 points worse on the tuning set without the '|')
+    given = tmp_path / "given.txt"
+    given.write_text(vocab.lexicon_text())  # 'CAT K AE T', 'CAT K AH T': the form tools/lexicon.py writes
+    decoder = BeamDecoder(vocab, BeamConfig(lm=str(lm), lexicon=str(given), lm_weight=1.0))
+    lines = open(decoder.lexicon).read().splitlines()
+    assert all(line.endswith(" |") for line in lines) and "CAT K AH T |" in lines
+    assert sum(line.split()[1:] == ["K", "EY", "|"] for line in lines) == 6 and not any(line.startswith("KHE ") for line in lines)
+    assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
 
 
 def test_a_beam_stuck_inside_a_word_searches_again_wider():
