@@ -267,12 +267,10 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str, search_lexicon: str
     """Writes the lexicon's words, each once, in order, and <unk> last, to `out`: a word list
     flashlight reads; and its spellings to `search_lexicon`, each ending with '|' as the model
     ends a word (a CMUdict-style lexicon, the form a phone model trains with, has none) and at
-    most 6 words of one spelling, the first in the file (flashlight's trie drops the rest at
-    random). Returns the first spelling (without '|') of each word that is not spelt as it is
+    most 6 words of one spelling, the first in the file (flashlight's trie holds no more). Returns the first spelling (without '|') of each word that is not spelt as it is
     written ('OK' as O K A Y), for aligning the word on its units."""
-    words = {}
     spellings = {}
-    pronunciations: dict[str, list[list[str]]] = {}
+    pronunciations: dict[str, list[list[str]]] = {}  # each word's spellings, words in file order
     try:
         with open(lexicon, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
@@ -286,16 +284,15 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str, search_lexicon: str
                 if unknown:
                     raise DecodeError(f"{lexicon}: line {n}: {parts[0][:40]!r} is spelled with {unknown[0][:20]!r}, "
                                       "not one of the model's units")
-                if parts[0] not in words and units != list(parts[0]):
+                if parts[0] not in pronunciations and units != list(parts[0]):
                     spellings[parts[0]] = units
-                words[parts[0]] = None
                 pronunciations.setdefault(parts[0], []).append(units)
     except (OSError, UnicodeDecodeError) as e:
         raise DecodeError(f"{lexicon}: not a usable lexicon ({e})") from None
-    if not words:
+    if not pronunciations:
         raise DecodeError(f"{lexicon}: not a usable lexicon (no words)")
-    _write_words(words, out)
-    _write_pronunciations(pronunciations, list(words), search_lexicon)
+    _write_words(pronunciations, out)
+    _write_pronunciations(pronunciations, list(pronunciations), search_lexicon)
     return spellings
 
 

@@ -74,20 +74,18 @@ def recognize(recognizer: Recognizer, waves: list[torch.Tensor], decoder: BeamDe
 
 # The last phone model's LM-free lexicon search: building one takes ~2 s for a 74k-word lexicon,
 # which `recognize` and `transcribe` would otherwise pay on every call. (model's vocabulary, workers, search)
-_lexicon_search: list[tuple[Vocabulary, int, BeamDecoder]] = []
+_lexicon_search: tuple[Vocabulary, int, BeamDecoder] | None = None
 
 
 def _words(recognizer: Recognizer, decoder: BeamDecoder | None, workers: int = 1) -> BeamDecoder | None:
     """`decoder`; for a phone model given none, a search of its lexicon without an LM (its
     greedy output would be phones, not words), built once for the model last asked about."""
+    global _lexicon_search
     if decoder is not None or not recognizer.vocab.pronunciations:
         return decoder
-    for vocab, built_for, search in _lexicon_search:
-        if vocab is recognizer.vocab and built_for == workers:
-            return search
-    search = BeamDecoder(recognizer.vocab, BeamConfig(workers=workers))
-    _lexicon_search[:] = [(recognizer.vocab, workers, search)]
-    return search
+    if _lexicon_search is None or _lexicon_search[0] is not recognizer.vocab or _lexicon_search[1] != workers:
+        _lexicon_search = (recognizer.vocab, workers, BeamDecoder(recognizer.vocab, BeamConfig(workers=workers)))
+    return _lexicon_search[2]
 
 
 class Samples(NamedTuple):
