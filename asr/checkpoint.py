@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from asr.config import Config, ConfigError, from_dict
+from asr.config import Config, ConfigError, from_dict, to_dict
 from asr.decode import BeamConfig, BeamDecoder, arpa_unigrams
 from asr.features import LogMel
 from asr.model import BiLSTMCTC
@@ -130,12 +130,15 @@ def build(config: Config, vocab: Vocabulary) -> tuple[LogMel, BiLSTMCTC]:
     return features, model
 
 
-def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Recognizer:
-    """The recognizer in the model file `path`; None: the default model inside the package."""
+def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                    hop_ms: float | None = None) -> Recognizer:
+    """The recognizer in the model file `path`; None: the default model inside the package.
+    `hop_ms`: the front-end's frame step instead of the model's own (see `export`)."""
     if path is None:
         if not DEFAULT_MODEL.is_file():
             raise CheckpointError(f"no --model given, and the default model {DEFAULT_MODEL} is not installed")
         path = DEFAULT_MODEL
+    _check_hop(hop_ms)
     payload = load(path)
     decoding = None
     try:
@@ -144,6 +147,8 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
             if decoding.lm:  # stored as a name beside the model file
                 decoding.lm = str(Path(path).resolve().parent / decoding.lm)
         config = from_dict(Config, payload["config"])
+        if hop_ms is not None:
+            config = dataclasses.replace(config, features=dataclasses.replace(config.features, hop_ms=hop_ms))
         vocab = vocabulary(payload, path)
         features, model = build(config, vocab)
         features.set_stats(payload["stats"]["mean"], payload["stats"]["std"])
@@ -155,17 +160,31 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
     return Recognizer(features, model, vocab, config, decoding).to(device)
 
 
+def _check_hop(hop_ms: float | None) -> None:
+    if hop_ms is not None and not (isinstance(hop_ms, (int, float)) and 0 < hop_ms < float("inf")):
+        raise ValueError(f"hop_ms must be a positive number of milliseconds, got {hop_ms}")
+
+
 def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike | None = None,
-           decoding: BeamConfig | None = None) -> int:
+           decoding: BeamConfig | None = None, hop_ms: float | None = None) -> int:
     """A model file for users from a training checkpoint: the weights in fp16 (half the size;
     they load back into fp32), config, vocabulary and statistics, no training state; with `lm`,
     a copy of the LM beside it (OUT-stem.lm + the LM's format suffix: .arpa.gz for lm4.v2.arpa.gz)
-    and `decoding` as its default settings. Returns the model file's size in bytes."""
+    and `decoding` as its default settings. Returns the model file's size in bytes.
+
+    `hop_ms`: the frame step its front-end uses from now on, instead of the one it trained with.
+    A shorter step reads speech as slower than it is, so that each phone of a fast talker gets
+    more of the model's output frames (recipes/default/ablation.md, "A shorter frame step")."""
+    _check_hop(hop_ms)
     payload = load(src)
     out = Path(out)
     model = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
     exported = {k: payload[k] for k in (*REQUIRED, "lexicon") if k in payload and k not in ("format", "model")}
     exported["model"] = model
+    if hop_ms is not None:
+        config = from_dict(Config, payload["config"])
+        features = dataclasses.replace(config.features, hop_ms=hop_ms)
+        exported["config"] = to_dict(dataclasses.replace(config, features=features))
     if lm is not None:
         lm = Path(lm)
         settings = dataclasses.replace(decoding or BeamConfig(), lm=str(lm), lexicon="", workers=1)

@@ -428,12 +428,13 @@ class Model:
 def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, lm: str | None = None,
                lexicon: str | None = None, lm_weight: float | None = None, word_score: float | None = None,
                beam: int | None = None, beam_threshold: float | None = None, beam_tokens: int | None = None,
-               greedy: bool = False, decode_workers: int | None = None) -> Model:
+               greedy: bool = False, decode_workers: int | None = None, hop_ms: float | None = None) -> Model:
     """A Model from a model file (`asr export` or a training checkpoint); None: the default model
     inside the package. Decoding is the model's own (an exported LM) unless the options say
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
-    `beam` alone, a beam search without LM; `greedy=True`, no beam search."""
-    recognizer = load_recognizer(model, resolve_device(device))
+    `beam` alone, a beam search without LM; `greedy=True`, no beam search. `hop_ms`: the
+    front-end's frame step instead of the model's own."""
+    recognizer = load_recognizer(model, resolve_device(device), hop_ms)
     workers = cpus() if decode_workers is None else decode_workers
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, beam_tokens=beam_tokens, greedy=greedy,
@@ -445,6 +446,7 @@ class TunePoint(NamedTuple):
     lm_weight: float
     word_score: float
     score: Score
+    hop_ms: float  # the front-end's frame step the emissions were made with
 
 
 def manifest_emissions(recognizer: Recognizer, manifest: str | os.PathLike,
@@ -474,7 +476,7 @@ def tune(recognizer: Recognizer, manifest: str | os.PathLike, decoder: BeamDecod
         for b in word_scores:
             d = decoder.with_weights(a, b)
             hyps = [h.text for log_probs, lengths in cached for h in d(log_probs, lengths)]
-            points.append(TunePoint(a, b, score(refs, hyps)))
+            points.append(TunePoint(a, b, score(refs, hyps), recognizer.config.features.hop_ms))
     return sorted(points, key=lambda p: (p.score.wer, p.score.cer))
 
 

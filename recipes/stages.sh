@@ -7,7 +7,8 @@
 #      preparer's lm_text.txt, or with lm_text=train_sets on the --train-sets' transcripts)
 #   3  training: torchrun on --nproc GPUs, or one process (`--resume DIR`: a re-run continues)
 #   4  greedy and beam + LM decoding of every dev and test set, LM weights tuned on $tune_set
-#      (default: the first dev set, the one that also picks the best epoch)
+#      (default: the first dev set, the one that also picks the best epoch); with hops_ms="10 9.5 ...",
+#      then the front-end's frame step at those weights
 #   5  RESULTS.md (tools/results.py): table, exact commands, model size, time, hardware, curve
 #
 # Options: --stage N --stop-stage M --src DIR --data-dir DIR --exp-dir DIR --nproc N --config YAML
@@ -15,9 +16,9 @@
 #
 # Defaults a corpus need not set (its run.sh sets the rest: corpus, src, data_dir, exp_dir,
 # config, lm_order, lm_weights, word_scores, results, title; decoding, beam search options for stage 4
-# such as "--beam 200", if not asr's defaults):
+# such as "--beam 200", if not asr's defaults; hops_ms, frame steps for stage 4 to choose from):
 : "${stage:=1}" "${stop_stage:=5}" "${nproc:=1}" "${train_sets:=train}" "${dev_sets:=dev}" "${test_sets:=test}"
-: "${lm:=}" "${overrides:=}" "${results_flags:=}" "${decoding:=}"
+: "${lm:=}" "${overrides:=}" "${results_flags:=}" "${decoding:=}" "${hops_ms:=}"
 while [ $# -gt 0 ]; do
   case $1 in
     --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --data-dir) data_dir=$2 ;; --exp-dir) exp_dir=$2 ;;
@@ -72,12 +73,18 @@ stages() {
   if in_range 4; then
     log "stage 4: decoding"
     mkdir -p "$exp_dir/decode"
-    run asr tune-lm --model "$model" --manifest "$data_dir/${tune_set:-$first_dev}.jsonl" --lm "$lm_file" \
+    local tune_manifest=$data_dir/${tune_set:-$first_dev}.jsonl weights hop= w s
+    run asr tune-lm --model "$model" --manifest "$tune_manifest" --lm "$lm_file" \
       --lm-weights $lm_weights --word-scores $word_scores $decoding | tee "$exp_dir/decode/tune.txt"
-    local weights
-    weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: (--lm-weight [^ ]+ --word-score [^:]+):.*/\1/')
+    if [ -n "$hops_ms" ]; then  # the frame step at the weights just found: its last line is then the choice
+      read -r w s < <(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: --lm-weight ([^ ]+) --word-score ([^:]+):.*/\1 \2/')
+      run asr tune-lm --model "$model" --manifest "$tune_manifest" --lm "$lm_file" \
+        --lm-weights "$w" --word-scores "$s" --hops-ms $hops_ms $decoding | tee -a "$exp_dir/decode/tune.txt"
+      hop=$(tail -n 1 "$exp_dir/decode/tune.txt" | grep -oE -- '--hop-ms [^ ]+')
+    fi
+    weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: ([^:]+):.*/\1/')
     for set in $dev_sets $test_sets; do
-      run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" \
+      run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" $hop \
         --report "$exp_dir/decode/greedy_$set.json" > "$exp_dir/decode/greedy_$set.txt"
       run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" --lm "$lm_file" $weights $decoding \
         --report "$exp_dir/decode/lm_$set.json" > "$exp_dir/decode/lm_$set.txt"

@@ -7,6 +7,7 @@ import torch
 from asr import checkpoint
 from asr.checkpoint import CheckpointError
 from asr.config import Config, to_dict
+from asr.data import read_manifest
 from asr.model import ModelConfig
 from asr.text import Vocabulary, read_lexicon
 
@@ -133,3 +134,32 @@ def test_onnx_export_matches_our_emissions_at_any_batch_and_length(memorised, tm
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(CheckpointError, match="junk.onnx: not an ONNX model exported by asr"):
         checkpoint.OnnxRecognizer(tmp_path / "junk.onnx")
+
+
+def test_a_shorter_frame_step_reads_the_same_speech_in_more_frames_at_the_same_times(memorised, tmp_path):
+    from asr.transcribe import emissions, transcribe
+    from conftest import MEMORISED, tone_speech
+
+    best, out = memorised.exp / "best.pt", tmp_path / "m.pt"
+    checkpoint.export(best, out, hop_ms=9.5)
+    trained, exported = checkpoint.load_recognizer(best), checkpoint.load_recognizer(out)
+    assert (trained.config.features.hop_ms, exported.config.features.hop_ms) == (10.0, 9.5)
+    assert exported.features.mel.spectrogram.hop_length == exported.features.config.hop_length == 152
+    assert checkpoint.load_recognizer(best, hop_ms=9.5).config == exported.config  # the same, without an export
+    wave = torch.from_numpy(tone_speech(MEMORISED[-1]))
+    (_, (at_10,)), (_, (at_9_5,)) = emissions(trained, [wave]), emissions(exported, [wave])
+    assert abs(at_9_5 - at_10 * 10 / 9.5) <= 1
+    # Still the words it learnt, and each word's time is in seconds of the audio, not in frames
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    slow, plain = (list(transcribe(r, paths, timestamps=True)) for r in (exported, trained))
+    assert [t.text for t in slow] == [t.text for t in plain] == MEMORISED
+    frame = 9.5 * trained.config.model.stack / 1000
+    for a, b in zip(slow, plain):
+        assert len(a.words) == len(b.words) > 0
+        assert all(abs(x.start - y.start) <= 2 * frame and abs(x.end - y.end) <= 2 * frame for x, y in zip(a.words, b.words))
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="hop_ms"):
+            checkpoint.load_recognizer(best, hop_ms=bad)
+        with pytest.raises(ValueError, match="hop_ms"):
+            checkpoint.export(best, tmp_path / "bad.pt", hop_ms=bad)
+    assert not (tmp_path / "bad.pt").exists()

@@ -393,3 +393,29 @@ def test_asking_for_a_gpu_where_there_is_none_is_one_line(trained, tmp_path, cap
                  "--device", "cuda"]) == 1
     assert capsys.readouterr().err.strip() == (
         "asr: error: device 'cuda': no CUDA GPU is usable here (torch.cuda.is_available() is False)")
+
+
+def test_tune_lm_chooses_a_frame_step_and_export_keeps_it(trained, tmp_path, capsys):
+    import torch
+
+    (tmp_path / "text.txt").write_text("zero one two\none two\ntwo zero\n")
+    lm, best = str(tmp_path / "lm.arpa"), str(trained / "exp" / "best.pt")
+    assert main(["lm", "build", "--text", str(tmp_path / "text.txt"), "--order", "2", "--out", lm]) == 0
+    capsys.readouterr()
+    assert main(["tune-lm", "--model", best, "--manifest", str(trained / "data" / "dev.jsonl"), "--lm", lm,
+                 "--lm-weights", "0", "1", "--word-scores", "0", "--hops-ms", "10", "9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "hop_ms\tlm_weight\tword_score\tWER\tCER"
+    assert [line.split("\t")[:3] for line in out[1:5]] == [["10", "0", "0"], ["10", "1", "0"], ["9", "0", "0"], ["9", "1", "0"]]
+    wers = {tuple(line.split("\t")[:3]): float(line.split("\t")[3]) for line in out[1:5]}
+    hop, weight = out[5].split()[2], out[5].split()[4]
+    assert out[5].startswith(f"best: --hop-ms {hop} --lm-weight {weight} --word-score 0: WER ")
+    assert wers[(hop, weight, "0")] == min(wers.values())
+    assert main(["export", best, str(tmp_path / "m.pt"), "--hop-ms", "9"]) == 0
+    assert capsys.readouterr().out.strip().endswith("; frame step 9 ms")
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["config"]["features"]["hop_ms"] == 9.0
+    for command in (["export", best, str(tmp_path / "m2.pt")], ["evaluate", "--model", best, "--manifest",
+                                                               str(trained / "data" / "dev.jsonl")]):
+        assert main([*command, "--hop-ms", "0"]) == 2
+        assert capsys.readouterr().err.strip() == "asr: error: --hop-ms must be a positive number of milliseconds, not 0"
+    assert not (tmp_path / "m2.pt").exists()
