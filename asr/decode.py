@@ -286,7 +286,9 @@ def _read_lexicon(lexicon: str, vocab: Vocabulary, out: str, search_lexicon: str
                                       "not one of the model's units")
                 if parts[0] not in pronunciations and units != list(parts[0]):
                     spellings[parts[0]] = units
-                pronunciations.setdefault(parts[0], []).append(units)
+                known = pronunciations.setdefault(parts[0], [])
+                if units not in known:  # a line repeated is one spelling, not two of the 6 a sound holds
+                    known.append(units)
     except (OSError, UnicodeDecodeError) as e:
         raise DecodeError(f"{lexicon}: not a usable lexicon ({e})") from None
     if not pronunciations:

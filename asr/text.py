@@ -137,7 +137,9 @@ def read_lexicon(text: str, source: str) -> Pronunciations:
             raise ValueError(f"{source}: line {n}: {word[:40]!r} has no pronunciation")
         if BLANK in phones:
             raise ValueError(f"{source}: line {n}: {BLANK} is not a phone")
-        prons.setdefault(re.sub(r"\(\d+\)$", "", word).upper(), []).append(phones)
+        known = prons.setdefault(re.sub(r"\(\d+\)$", "", word).upper(), [])
+        if phones not in known:  # a line repeated (or 'word' beside 'WORD') is one pronunciation
+            known.append(phones)
     if not prons:
         raise ValueError(f"{source}: no pronunciations")
     return prons

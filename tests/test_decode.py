@@ -251,6 +251,11 @@ def test_a_phone_model_decodes_words_through_its_lexicon_with_or_without_an_lm(t
     assert all(line.endswith(" |") for line in lines) and "CAT K AH T |" in lines
     assert sum(line.split()[1:] == ["K", "EY", "|"] for line in lines) == 6 and not any(line.startswith("KHE ") for line in lines)
     assert decoder(lp, torch.tensor([8]))[0].text == "K CAT"
+    # A line given twice is one spelling: written once, and one of the 6 words its sound holds
+    given.write_text("K K EY\n" * 3 + vocab.lexicon_text())
+    decoder = BeamDecoder(vocab, BeamConfig(lm=str(lm), lexicon=str(given), lm_weight=1.0))
+    lines = open(decoder.lexicon).read().splitlines()
+    assert lines.count("K K EY |") == 1 and sum(line.split()[1:] == ["K", "EY", "|"] for line in lines) == 6
 
 
 def test_a_beam_stuck_inside_a_word_searches_again_wider():

@@ -99,6 +99,7 @@ def test_a_lexicon_is_read_in_cmudicts_form_likeliest_pronunciation_first():
     prons = read_lexicon(LEXICON, "lex.txt")
     assert prons["A"] == [["AH"], ["EY"]] and prons["CAT"] == [["K", "AE", "T"]]  # flashlight's '|' dropped
     assert prons["HELLO"] == [["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]]
+    assert read_lexicon(LEXICON + "CAT K AE T\nhello(3) HH AH L OW\n", "lex.txt") == prons  # the same, given twice
     with pytest.raises(ValueError, match=r"lex.txt: line 2: 'CAT' has no pronunciation"):
         read_lexicon("A AH\nCAT |\n", "lex.txt")
     with pytest.raises(ValueError, match="lex.txt: no pronunciations"):
