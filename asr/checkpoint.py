@@ -138,7 +138,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
         if not DEFAULT_MODEL.is_file():
             raise CheckpointError(f"no --model given, and the default model {DEFAULT_MODEL} is not installed")
         path = DEFAULT_MODEL
-    _check_hop(hop_ms)
+    check_hop(hop_ms)
     payload = load(path)
     decoding = None
     try:
@@ -160,7 +160,8 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
     return Recognizer(features, model, vocab, config, decoding).to(device)
 
 
-def _check_hop(hop_ms: float | None) -> None:
+def check_hop(hop_ms: float | None) -> None:
+    """ValueError unless `hop_ms` is None or a frame step the front-end can take."""
     if hop_ms is not None and not (isinstance(hop_ms, (int, float)) and 0 < hop_ms < float("inf")):
         raise ValueError(f"hop_ms must be a positive number of milliseconds, got {hop_ms}")
 
@@ -175,7 +176,7 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
     `hop_ms`: the frame step its front-end uses from now on, instead of the one it trained with.
     A shorter step reads speech as slower than it is, so that each phone of a fast talker gets
     more of the model's output frames (recipes/default/ablation.md, "A shorter frame step")."""
-    _check_hop(hop_ms)
+    check_hop(hop_ms)
     payload = load(src)
     out = Path(out)
     model = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}

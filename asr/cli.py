@@ -555,8 +555,13 @@ def _export(args) -> int:
 
 
 def _hop(hop_ms: float | None) -> float | None:
-    if hop_ms is not None and not (math.isfinite(hop_ms) and hop_ms > 0):
-        raise UsageError(f"--hop-ms must be a positive number of milliseconds, not {hop_ms:g}")
+    """The --hop-ms value, checked before any work is done."""
+    from asr.checkpoint import check_hop
+
+    try:
+        check_hop(hop_ms)
+    except ValueError:
+        raise UsageError(f"--hop-ms must be a positive number of milliseconds, not {hop_ms:g}") from None
     return hop_ms
 
 
