@@ -146,9 +146,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str | torch.d
             decoding = BeamConfig(**payload["decoding"])
             if decoding.lm:  # stored as a name beside the model file
                 decoding.lm = str(Path(path).resolve().parent / decoding.lm)
-        config = from_dict(Config, payload["config"])
-        if hop_ms is not None:
-            config = dataclasses.replace(config, features=dataclasses.replace(config.features, hop_ms=hop_ms))
+        config = _with_hop(from_dict(Config, payload["config"]), hop_ms)
         vocab = vocabulary(payload, path)
         features, model = build(config, vocab)
         features.set_stats(payload["stats"]["mean"], payload["stats"]["std"])
@@ -164,6 +162,13 @@ def check_hop(hop_ms: float | None) -> None:
     """ValueError unless `hop_ms` is None or a frame step the front-end can take."""
     if hop_ms is not None and not (isinstance(hop_ms, (int, float)) and 0 < hop_ms < float("inf")):
         raise ValueError(f"hop_ms must be a positive number of milliseconds, got {hop_ms}")
+
+
+def _with_hop(config: Config, hop_ms: float | None) -> Config:
+    """`config` with its front-end's frame step set to `hop_ms` (None: as it is)."""
+    if hop_ms is None:
+        return config
+    return dataclasses.replace(config, features=dataclasses.replace(config.features, hop_ms=hop_ms))
 
 
 def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike | None = None,
@@ -183,9 +188,7 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
     exported = {k: payload[k] for k in (*REQUIRED, "lexicon") if k in payload and k not in ("format", "model")}
     exported["model"] = model
     if hop_ms is not None:
-        config = from_dict(Config, payload["config"])
-        features = dataclasses.replace(config.features, hop_ms=hop_ms)
-        exported["config"] = to_dict(dataclasses.replace(config, features=features))
+        exported["config"] = to_dict(_with_hop(from_dict(Config, payload["config"]), hop_ms))
     if lm is not None:
         lm = Path(lm)
         settings = dataclasses.replace(decoding or BeamConfig(), lm=str(lm), lexicon="", workers=1)
