@@ -171,6 +171,18 @@ def _with_hop(config: Config, hop_ms: float | None) -> Config:
     return dataclasses.replace(config, features=dataclasses.replace(config.features, hop_ms=hop_ms))
 
 
+def with_hop(recognizer: Recognizer, hop_ms: float | None) -> Recognizer:
+    """`recognizer` reading audio at the frame step `hop_ms` (None: as it is): a new front-end with
+    the same normalisation, the same acoustic model; for trying several steps without reloading."""
+    check_hop(hop_ms)
+    if hop_ms is None:
+        return recognizer
+    config = _with_hop(recognizer.config, hop_ms)
+    features = LogMel(config.features)
+    features.set_stats(recognizer.features.mean.cpu(), recognizer.features.std.cpu())
+    return recognizer._replace(features=features.to(recognizer.features.mean.device), config=config)
+
+
 def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike | None = None,
            decoding: BeamConfig | None = None, hop_ms: float | None = None) -> int:
     """A model file for users from a training checkpoint: the weights in fp16 (half the size;

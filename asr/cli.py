@@ -566,18 +566,18 @@ def _hop(hop_ms: float | None) -> float | None:
 
 
 def _tune_lm(args) -> int:
-    from asr.checkpoint import load_recognizer, resolve_device
+    from asr.checkpoint import load_recognizer, resolve_device, with_hop
     from asr.transcribe import tune
 
     if not all(math.isfinite(x) for x in args.lm_weights + args.word_scores):  # before any work, not after it
         raise UsageError("--lm-weights and --word-scores must be finite numbers")
     hops = [_hop(h) for h in args.hops_ms] if args.hops_ms else [None]
     device = resolve_device(args.device)
-    points, decoder = [], None
-    for hop in hops:  # the acoustic model runs once a step; the LM is loaded once
-        recognizer = load_recognizer(args.model, device, hop)
-        decoder = decoder or _decoder(args, recognizer)
-        points += tune(recognizer, args.manifest, decoder, args.lm_weights, args.word_scores)
+    recognizer = load_recognizer(args.model, device)
+    decoder = _decoder(args, recognizer)
+    points = []
+    for hop in hops:  # the acoustic model runs once a step; the model file and the LM are read once
+        points += tune(with_hop(recognizer, hop), args.manifest, decoder, args.lm_weights, args.word_scores)
     print(("hop_ms\t" if args.hops_ms else "") + "lm_weight\tword_score\tWER\tCER")
     for p in sorted(points, key=lambda p: (-p.hop_ms, p.lm_weight, p.word_score)):
         print((f"{p.hop_ms:g}\t" if args.hops_ms else "") + f"{p.lm_weight:g}\t{p.word_score:g}\t{p.score.wer:.2f}\t{p.score.cer:.2f}")

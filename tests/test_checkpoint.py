@@ -146,9 +146,14 @@ def test_a_shorter_frame_step_reads_the_same_speech_in_more_frames_at_the_same_t
     assert (trained.config.features.hop_ms, exported.config.features.hop_ms) == (10.0, 9.5)
     assert exported.features.mel.spectrogram.hop_length == exported.features.config.hop_length == 152
     assert checkpoint.load_recognizer(best, hop_ms=9.5).config == exported.config  # the same, without an export
+    rebuilt = checkpoint.with_hop(trained, 9.5)  # the same again, from a loaded model
+    assert rebuilt.config == exported.config and rebuilt.model is trained.model
+    assert checkpoint.with_hop(trained, None) is trained and trained.config.features.hop_ms == 10.0
     wave = torch.from_numpy(tone_speech(MEMORISED[-1]))
     (_, (at_10,)), (_, (at_9_5,)) = emissions(trained, [wave]), emissions(exported, [wave])
     assert abs(at_9_5 - at_10 * 10 / 9.5) <= 1
+    (again, (n,)), (loaded, _) = emissions(rebuilt, [wave]), emissions(checkpoint.load_recognizer(best, hop_ms=9.5), [wave])
+    assert n == at_9_5 and (again - loaded).abs().max() < 1e-4  # (the export's weights are fp16)
     # Still the words it learnt, and each word's time is in seconds of the audio, not in frames
     paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
     slow, plain = (list(transcribe(r, paths, timestamps=True)) for r in (exported, trained))
@@ -162,4 +167,6 @@ def test_a_shorter_frame_step_reads_the_same_speech_in_more_frames_at_the_same_t
             checkpoint.load_recognizer(best, hop_ms=bad)
         with pytest.raises(ValueError, match="hop_ms"):
             checkpoint.export(best, tmp_path / "bad.pt", hop_ms=bad)
+        with pytest.raises(ValueError, match="hop_ms"):
+            checkpoint.with_hop(trained, bad)
     assert not (tmp_path / "bad.pt").exists()
