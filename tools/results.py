@@ -87,7 +87,7 @@ def main() -> int:
              + "".join(f" {label} WER / CER |" for label, _ in columns),
              "|---|---:|---:|---:|---:|" + "---:|" * len(columns)]
     lines += [f"| {' | '.join(r)} |" for r in rows]
-    lines += ["", f"LM weights (tuned by the `asr tune-lm` command below, on a dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
+    lines += ["", f"Decoding (LM weights, and frame step if tried; tuned by the `asr tune-lm` command below, on a dev set): `{tuned}`" if tuned else "No LM tuning output.", "",
               f"Model: BiLSTM {model['layers']} × {model['hidden']} per direction, {model['stack']} stacked frames, "
               f"{params:,} parameters; best epoch {checkpoint.get('epoch', '?')} (step {checkpoint.get('step', '?')}); "
               + (f"units: {len(checkpoint['vocab']) - 2} phones, words spelt through a "
