@@ -8,7 +8,7 @@
 #   3  training: torchrun on --nproc GPUs, or one process (`--resume DIR`: a re-run continues)
 #   4  greedy and beam + LM decoding of every dev and test set, LM weights tuned on $tune_set
 #      (default: the first dev set, the one that also picks the best epoch); with hops_ms="10 9.5 ...",
-#      then the front-end's frame step at those weights
+#      the front-end's frame step with them, every step at every pair of weights
 #   5  RESULTS.md (tools/results.py): table, exact commands, model size, time, hardware, curve
 #
 # Options: --stage N --stop-stage M --src DIR --data-dir DIR --exp-dir DIR --nproc N --config YAML
@@ -73,16 +73,13 @@ stages() {
   if in_range 4; then
     log "stage 4: decoding"
     mkdir -p "$exp_dir/decode"
-    local tune_manifest=$data_dir/${tune_set:-$first_dev}.jsonl weights hop= w s
-    run asr tune-lm --model "$model" --manifest "$tune_manifest" --lm "$lm_file" \
-      --lm-weights $lm_weights --word-scores $word_scores $decoding | tee "$exp_dir/decode/tune.txt"
-    if [ -n "$hops_ms" ]; then  # the frame step at the weights just found: its last line is then the choice
-      read -r w s < <(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: --lm-weight ([^ ]+) --word-score ([^:]+):.*/\1 \2/')
-      run asr tune-lm --model "$model" --manifest "$tune_manifest" --lm "$lm_file" \
-        --lm-weights "$w" --word-scores "$s" --hops-ms $hops_ms $decoding | tee -a "$exp_dir/decode/tune.txt"
-      hop=$(tail -n 1 "$exp_dir/decode/tune.txt" | grep -oE -- '--hop-ms [^ ]+')
-    fi
-    weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: ([^:]+):.*/\1/')
+    local tune_manifest=$data_dir/${tune_set:-$first_dev}.jsonl weights hop
+    # Weights and step together, not one after the other: the best step moves the best weights
+    # (recipes/default/ablation.md, "A third seed")
+    run asr tune-lm --model "$model" --manifest "$tune_manifest" --lm "$lm_file" --lm-weights $lm_weights \
+      --word-scores $word_scores ${hops_ms:+--hops-ms $hops_ms} $decoding | tee "$exp_dir/decode/tune.txt"
+    weights=$(tail -n 1 "$exp_dir/decode/tune.txt" | sed -E 's/^best: ([^:]+):.*/\1/')  # with --hop-ms, if tuned
+    hop=$(tail -n 1 "$exp_dir/decode/tune.txt" | grep -oE -- '--hop-ms [^ ]+' || true)  # for the greedy decodes
     for set in $dev_sets $test_sets; do
       run asr evaluate --model "$model" --manifest "$data_dir/$set.jsonl" $hop \
         --report "$exp_dir/decode/greedy_$set.json" > "$exp_dir/decode/greedy_$set.txt"
