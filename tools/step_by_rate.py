@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from asr.checkpoint import load_recognizer, with_hop
+from asr.decode import greedy
 from asr.score import score
 from asr.transcribe import decoder_for, manifest_emissions
 
@@ -18,18 +19,18 @@ MIN_UNITS = 8  # fewer units than this (a digit, a letter) say too little about 
 
 
 def decode(recognizer, decoder, manifest):
-    """Per utterance: (word errors, reference words, units, frames of speech) at this step."""
+    """Per utterance: (word errors, reference words, units, frames of speech) at this step. The
+    units are the greedy output's; its frames of speech run from the first unit to the last."""
     cached, refs = manifest_emissions(recognizer, manifest)
-    rows, blank = [], recognizer.vocab.blank
+    rows = []
     for log_probs, lengths in cached:
-        hyps, best = decoder(log_probs, lengths), log_probs.argmax(-1)
+        hyps, units = decoder(log_probs, lengths), greedy(log_probs, lengths, recognizer.vocab)
+        spoken = log_probs.argmax(-1) != recognizer.vocab.blank
         for b, hyp in enumerate(hyps):
-            path = best[b, : int(lengths[b])]
-            spoken = (path != blank).nonzero().flatten()
-            span = path[spoken[0]: spoken[-1] + 1] if len(spoken) else path[:0]
-            units = int(((span[1:] != span[:-1]) & (span[1:] != blank)).sum()) + 1 if len(span) else 0
+            frames = spoken[b, : int(lengths[b])].nonzero().flatten()
+            span = int(frames[-1] - frames[0]) + 1 if len(frames) else 0
             s = score([refs[len(rows)]], [hyp.text])
-            rows.append((s.substitutions + s.deletions + s.insertions, s.words, units, len(span)))
+            rows.append((s.substitutions + s.deletions + s.insertions, s.words, len(units[b].tokens), span))
     return rows
 
 
