@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus")
-    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4", "folder", "kaldi"],
+    p.add_argument("corpus", choices=["ljspeech", "fsdd", "librispeech", "an4", "speechocean762", "folder", "kaldi"],
                    help="a corpus by name; 'folder': audio files with NAME.txt transcripts beside them; "
                         "'kaldi': a Kaldi/ESPnet data directory (wav.scp, text, [segments], [utt2spk])")
     p.add_argument("src", help="the corpus folder as it ships")
@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="dev manifest (overrides train.dev_manifest)")
     p.add_argument("--out", help="folder for last.pt, best.pt, epoch-N.pt and log.jsonl")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from DIR/last.pt")
+    p.add_argument("--init", metavar="MODEL", help="fine-tune: start from this model file or checkpoint ('default': "
+                   "the packaged model), its weights, units, lexicon and statistics (sets train.init)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write last.pt every N steps")
     p.add_argument("--skip-bad", action="store_true",
@@ -322,6 +324,8 @@ def _train(args) -> int:
         overrides.append(f"train.train_manifest={json.dumps(args.train)}")
     if args.dev:
         overrides.append(f"train.dev_manifest={json.dumps(args.dev)}")
+    if args.init:
+        overrides.append(f"train.init={json.dumps(args.init)}")
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
     if args.checkpoint_every is not None:

@@ -35,6 +35,9 @@ class TrainConfig:
     # A pronunciation lexicon ('WORD PH PH ...', CMUdict's form): the model's units are its phones
     # and transcripts are spelt through it (tools/lexicon.py makes one); empty: letters
     lexicon: str = ""
+    # Fine-tuning: start from this model file or training checkpoint ('default': the packaged
+    # model): its weights, units, lexicon and normalisation statistics, this config's schedule
+    init: str = ""
     epochs: int = 20
     # Wall-time budget of one run (0: none): after each epoch, the learning-rate schedule is refitted to
     # end with the last epoch that fits at the speed so far, and no epoch starts that would end past it.

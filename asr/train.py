@@ -50,6 +50,7 @@ from asr.data import (AudioDataset, BucketBatchSampler, ManifestError, Utterance
                       parse_manifest)
 from asr.decode import greedy
 from asr.features import compute_stats
+from asr.g2p import G2P, G2PError
 from asr.model import count_parameters
 from asr.score import Score, score
 from asr.text import Vocabulary, read_lexicon
@@ -139,6 +140,28 @@ def _vocabulary(lexicon: str) -> Vocabulary:
         raise TrainError(str(e)) from None
 
 
+def _init_payload(name: str, config: Config) -> dict:
+    """The model file fine-tuning starts from, checked against the config: the same network
+    shape, and the front-end its normalisation statistics were computed on (the frame step may
+    differ: it is a choice the front-end makes at any time)."""
+    path = checkpoint.DEFAULT_MODEL if name == "default" else name
+    try:
+        payload = checkpoint.load(path)
+    except checkpoint.CheckpointError as e:
+        raise TrainError(f"train.init: {e}") from None
+    shape = ("hidden", "layers", "stack")
+    then, now = payload["config"].get("model", {}), to_dict(config)["model"]
+    if any(then.get(k) != now[k] for k in shape):
+        raise TrainError(f"train.init {name}: its model is " + " x ".join(f"{k} {then.get(k)}" for k in shape)
+                         + ", the config's " + " x ".join(f"{k} {now[k]}" for k in shape) + ": make the config's model that shape")
+    then, now = payload["config"].get("features", {}), to_dict(config)["features"]
+    changed = [f"{k} {then.get(k)} -> {v}" for k, v in now.items() if k != "hop_ms" and then.get(k) != v]
+    if changed:
+        raise TrainError(f"train.init {name}: its features differ from the config's ({', '.join(changed)}): "
+                         "its normalisation statistics hold for its own")
+    return payload
+
+
 def train(config: Config, out_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train `config` into `out_dir`; under torchrun, as one rank of DistributedDataParallel."""
     ddp = _start_distributed(config.train.device)
@@ -178,7 +201,11 @@ class _Trainer:
     def __init__(self, config: Config, out_dir: Path, resume: bool, ddp: Distributed):
         self.config, self.cfg, self.out_dir, self.ddp = config, config.train, out_dir, ddp
         cfg = self.cfg
-        self.vocab = _vocabulary(cfg.lexicon)
+        self.init = _init_payload(cfg.init, config) if cfg.init else None
+        if self.init and cfg.lexicon:
+            raise TrainError(f"train.init {cfg.init} brings its own lexicon: leave train.lexicon ({cfg.lexicon}) empty "
+                             "(words it lacks get pronunciations from G2P)")
+        self.vocab = _vocabulary(cfg.lexicon) if not self.init else checkpoint.vocabulary(self.init, cfg.init)
         self.device = ddp.device
         out_dir.mkdir(parents=True, exist_ok=True)
         self.last = out_dir / "last.pt"
@@ -186,6 +213,7 @@ class _Trainer:
             raise TrainError(f"{self.last} exists: pass --resume to continue that run, or choose another --out")
 
         self.skipped_bad = 0
+        self.added: dict[str, list[str]] = {}  # words given pronunciations by G2P
         train_utts = self._spellable(cfg.train_manifest, self._manifest(cfg.train_manifest))
         self.utts = [u for u in train_utts if fits_ctc(u, self.vocab, config)]
         if len(self.utts) < len(train_utts) and ddp.main:
@@ -193,6 +221,9 @@ class _Trainer:
         if len(self.utts) < ddp.world_size:
             raise TrainError(f"{cfg.train_manifest}: {len(self.utts)} usable utterances, fewer than {ddp.world_size} processes")
         dev_utts = self._spellable(cfg.dev_manifest, self._manifest(cfg.dev_manifest)) if cfg.dev_manifest else []
+        if self.added and ddp.main:
+            listing = out_dir / "added_words.txt"
+            listing.write_text("".join(f"{w} {' '.join(p)}\n" for w, p in self.added.items()), encoding="utf-8")
         try:
             wave_augment = WaveAugment(config.augment, cfg.seed) if config.augment.wave_augment else None
         except ValueError as e:
@@ -207,6 +238,8 @@ class _Trainer:
 
         _seed_everything(cfg.seed)
         self.features, self.model = checkpoint.build(config, self.vocab)
+        if self.init:
+            self.model.load_state_dict({k: v.float() for k, v in self.init["model"].items()})
         self.features.to(self.device)
         self.model.to(self.device)  # before the optimizer exists, so that its state lives there too
         torch.manual_seed(cfg.seed + ddp.rank)  # dropout and masks differ between ranks
@@ -236,9 +269,9 @@ class _Trainer:
             if self.progress.epochs and not cfg.max_steps:  # a schedule the time budget refitted
                 self._fit_schedule(min(self.progress.epochs, cfg.epochs))
         else:
-            if ddp.main:
+            if ddp.main and not self.init:
                 log.info("computing normalisation statistics on %s", cfg.train_manifest)
-            self.stats = self._on_main(lambda: _stats(self.utts, config))
+            self.stats = self.init["stats"] if self.init else self._on_main(lambda: _stats(self.utts, config))
         self.features.set_stats(self.stats["mean"], self.stats["std"])
         if ddp.main:
             for stale in out_dir.glob(".*.tmp"):  # left by a process killed while saving
@@ -627,7 +660,10 @@ class _Trainer:
         return utts
 
     def _spellable(self, path: str, utts: list[Utterance]) -> list[Utterance]:
-        """With a lexicon, the utterances whose every word it spells; the others are reported."""
+        """With a lexicon, the utterances whose every word it spells; the others are reported.
+        Words it lacks are first given pronunciations by the packaged G2P (asr/g2p.py): they join
+        the lexicon, the model file carries them, and OUT/added_words.txt lists them."""
+        self._add_pronunciations(path, utts)
         missing = Counter()
         kept = []
         for u in utts:
@@ -642,6 +678,26 @@ class _Trainer:
         if utts and not kept:
             raise TrainError(f"{path}: the lexicon {self.cfg.lexicon} spells none of its utterances")
         return kept
+
+    def _add_pronunciations(self, path: str, utts: list[Utterance]) -> None:
+        if not self.vocab.pronunciations:
+            return
+        lacking = sorted({w for u in utts for w in self.vocab.unspellable(u.text)})
+        if not lacking:
+            return
+        try:
+            guessed = G2P.load()(lacking)
+        except G2PError as e:
+            log.warning("no pronunciations for %d words the lexicon lacks: %s", len(lacking), e)
+            return
+        added = {w: p for w, p in guessed.items() if not self.vocab.foreign(p)}
+        for w, p in added.items():
+            self.vocab.pronunciations[w] = [p]
+        self.added.update(added)
+        if added and self.ddp.main:
+            log.info("%s: %d words the lexicon lacks pronounced by G2P (%s), listed in %s", path, len(added),
+                     ", ".join(f"{w} {' '.join(p)}" for w, p in list(added.items())[:3]),
+                     self.out_dir / "added_words.txt")
 
     def _on_main(self, fn: Callable):
         """fn() on rank 0 only; every rank gets its result, or raises its error."""

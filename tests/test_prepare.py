@@ -452,3 +452,45 @@ def test_kaldi_tables_may_separate_the_id_with_tabs_and_ids_out_never_hold_space
     write_manifest(tmp_path / "m.jsonl", [u._replace(utt_id="b", speaker="zed"), u._replace(utt_id="a", speaker="amy")])
     assert main(["to-kaldi", str(tmp_path / "m.jsonl"), str(tmp_path / "ids")]) == 0
     assert (tmp_path / "ids" / "utt2spk").read_text() == "amy-a amy\nzed-b zed\n"
+
+
+def _speechocean_tree(root: Path, speakers: dict[str, list[str]]) -> None:
+    """A speechocean762-shaped tree: published train/ and test/ sets, paths relative to root."""
+    for part, ids in speakers.items():
+        (root / part).mkdir(parents=True)
+        scp, text, utt2spk = [], [], []
+        for k, spk in enumerate(ids):
+            utt = f"{spk}{k:05d}"
+            wav = root / "WAVE" / f"SPEAKER{spk}" / f"{utt}.wav"
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(wav, np.zeros(1600, np.float32) + 0.01, 16000)
+            scp.append(f"{utt} WAVE/SPEAKER{spk}/{utt}.wav")
+            text.append(f"{utt}\tWE CALL IT {'BEAR' if part == 'train' else 'HOME'}")
+            utt2spk.append(f"{utt}\t{spk}")
+        for name, lines in (("wav.scp", scp), ("text", text), ("utt2spk", utt2spk)):
+            (root / part / name).write_text("\n".join(lines) + "\n")
+
+
+def test_speechocean762_splits_by_the_speaker_lists_and_keeps_held_out_sentences_from_the_lm(tmp_path, monkeypatch):
+    src = tmp_path / "so"
+    _speechocean_tree(src, {"train": ["0001", "0005"], "test": ["0003", "0024", "0044"]})
+    (src / "splits").mkdir()
+    for name, ids in (("train", "0001 0005 0044"), ("dev", "0024"), ("test", "0003")):
+        (src / "splits" / f"{name}.speakers").write_text(ids.replace(" ", "\n") + "\n")
+    monkeypatch.chdir(tmp_path / "so" / "WAVE")  # wav.scp's paths are the corpus folder's, wherever we run
+    result = prepare("speechocean762", src, tmp_path / "out")
+    assert not result.problems
+    splits = {s.name: read_manifest(s.manifest) for s in result.splits}
+    assert {n: sorted(u.speaker for u in us) for n, us in splits.items()} == {
+        "train": ["0001", "0005", "0044"], "dev": ["0024"], "test": ["0003"]}
+    assert all(Path(u.audio_filepath).is_file() for us in splits.values() for u in us)
+    assert (tmp_path / "out" / "lm_text.txt").read_text() == "WE CALL IT BEAR\nWE CALL IT BEAR\n"  # HOME: held out
+
+
+def test_speechocean762_real_tree_has_the_fixed_split():
+    src = needs_shared("speechocean762")
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        result = prepare("speechocean762", src, out)
+        assert {s.name: s.utterances for s in result.splits} == {"train": 3500, "dev": 500, "test": 1000}
+        assert not result.problems

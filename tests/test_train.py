@@ -560,3 +560,38 @@ def test_a_phone_model_trains_on_its_lexicons_units_carries_the_lexicon_and_says
     (tmp_path / "lex.txt").write_text(TONE_LEXICON + "ZED z e d\n")
     with pytest.raises(TrainError, match="was trained with another lexicon than"):
         train(config, tmp_path / "exp", resume=True)
+
+
+def test_fine_tuning_starts_where_the_init_model_was(memorised, tmp_path):
+    """--init: the init model's weights, units and statistics; at a vanishing learning rate the
+    fine-tuned model's greedy output is the init model's."""
+    config = load_config(ROOT / "conf" / "tiny.yaml", [f"train.train_manifest={memorised.dev}",
+                                                        f"train.init={memorised.exp / 'best.pt'}", "model.hidden=48",
+                                                        "train.lr=1e-12", "train.max_steps=1"])
+    train(config, tmp_path / "ft")
+    init, tuned = checkpoint.load(memorised.exp / "best.pt"), checkpoint.load(tmp_path / "ft" / "best.pt")
+    assert tuned["vocab"] == init["vocab"] and torch.equal(tuned["stats"]["mean"], init["stats"]["mean"])
+    paths = [u.audio_filepath for u in read_manifest(memorised.dev)]
+    texts = [t.text for t in transcribe(checkpoint.load_recognizer(tmp_path / "ft" / "best.pt"), paths)]
+    assert texts == MEMORISED
+
+
+def test_fine_tuning_a_model_of_another_shape_is_one_error_naming_both(memorised, tmp_path):
+    config = load_config(ROOT / "conf" / "tiny.yaml", [f"train.train_manifest={memorised.dev}",
+                                                        f"train.init={memorised.exp / 'best.pt'}"])
+    with pytest.raises(TrainError, match=r"its model is hidden 48 x layers 1 x stack 2, the config's hidden 32 x "
+                                         r"layers 1 x stack 2"):
+        train(config, tmp_path / "ft")
+
+
+def test_words_the_lexicon_lacks_get_pronunciations_and_no_utterance_is_left_out(tmp_path, caplog):
+    utts = write_tone_corpus(tmp_path / "audio", ["AM ME", "MAM"])  # MAM: not in the lexicon
+    write_manifest(tmp_path / "train.jsonl", utts * 4)
+    (tmp_path / "lex.txt").write_text("AM AE M\nME M IY\n")
+    config = load_config(ROOT / "conf" / "tiny.yaml", [f"train.train_manifest={tmp_path / 'train.jsonl'}",
+                                                        f"train.lexicon={tmp_path / 'lex.txt'}", "train.max_steps=1"])
+    with caplog.at_level("INFO"):
+        train(config, tmp_path / "exp")
+    assert "left out" not in caplog.text and "1 words the lexicon lacks pronounced by G2P" in caplog.text
+    assert (tmp_path / "exp" / "added_words.txt").read_text() == "MAM M AE M\n"
+    assert "MAM M AE M\n" in checkpoint.load(tmp_path / "exp" / "best.pt")["lexicon"]  # exported with the model

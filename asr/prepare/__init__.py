@@ -68,10 +68,11 @@ def write_lm_text(out_dir: str | os.PathLike, sentences: list[str], source: str)
 def prepare(corpus: str, src: str | os.PathLike, out_dir: str | os.PathLike, **options) -> PrepareResult:
     """`options` go to the preparer: `split` (a folder.FolderSplit) for 'folder', `run_pipes`
     for 'kaldi'; the named corpora have fixed splits and take none."""
-    from asr.prepare import an4, folder, fsdd, kaldi, librispeech, ljspeech
+    from asr.prepare import an4, folder, fsdd, kaldi, librispeech, ljspeech, speechocean762
 
     preparers = {"ljspeech": ljspeech.prepare, "fsdd": fsdd.prepare, "librispeech": librispeech.prepare,
-                 "an4": an4.prepare, "folder": folder.prepare, "kaldi": kaldi.prepare}
+                 "an4": an4.prepare, "folder": folder.prepare, "kaldi": kaldi.prepare,
+                 "speechocean762": speechocean762.prepare}
     if corpus not in preparers:
         raise PrepareError(f"unknown corpus {corpus!r}; choose from {', '.join(preparers)}")
     if not Path(src).is_dir():

@@ -34,10 +34,18 @@ from asr.text import normalize
 
 
 def prepare(src: Path, out_dir: Path, run_pipes: bool = False) -> PrepareResult:
+    utts, problems = read_data_dir(src, out_dir / "audio", run_pipes)
+    return write_splits(out_dir, {src.resolve().name: utts}, problems)
+
+
+def read_data_dir(src: Path, audio_dir: Path, run_pipes: bool = False,
+                  root: Path | None = None) -> tuple[list[Utterance], list[str]]:
+    """The utterances of a Kaldi data directory, and a line for each left out. Relative paths in
+    wav.scp are taken from `root` (None: the current folder, as Kaldi's tools take them)."""
     if not (src / "wav.scp").is_file() or not (src / "text").is_file():
         raise PrepareError(f"{src}: not a Kaldi data directory (it needs wav.scp and text)")
     problems: list[str] = []
-    recordings, unreadable = _recordings(src / "wav.scp", out_dir / "audio", run_pipes, problems)
+    recordings, unreadable = _recordings(src / "wav.scp", audio_dir, run_pipes, problems, root)
     texts = _table(src / "text", problems, min_fields=1)
     speakers = _table(src / "utt2spk", problems) if (src / "utt2spk").is_file() else {}
     if (src / "segments").is_file():
@@ -79,14 +87,14 @@ def prepare(src: Path, out_dir: Path, run_pipes: bool = False) -> PrepareResult:
         utts.append(Utterance(path, round(min(end, seconds) - start, 4), text, start, utt_id, speakers.get(utt_id)))
     if not utts:
         raise PrepareError(f"{src}: no utterance with both audio and a transcript" + (f" ({problems[0]})" if problems else ""))
-    return write_splits(out_dir, {src.resolve().name: utts}, problems)
+    return utts, problems
 
 
 # Kaldi's non-speech markers, a whole word each: <UNK>, <sil>, [NOISE], [laughter]. Not words.
 _MARKER = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")
 
 
-def _recordings(wav_scp: Path, audio_dir: Path, run_pipes: bool, problems: list[str]):
+def _recordings(wav_scp: Path, audio_dir: Path, run_pipes: bool, problems: list[str], root: Path | None = None):
     """{RECID: (audio file, seconds)} for every usable line of wav.scp, and the ids of the others."""
     recordings, unreadable = {}, set()
     for rec, (value, where) in _table(wav_scp, problems, with_lines=True).items():
@@ -98,7 +106,7 @@ def _recordings(wav_scp: Path, audio_dir: Path, run_pipes: bool, problems: list[
             elif re.search(r"\.ark:\d+$", value):
                 raise audio.AudioError(rec, f"an archive offset ({value}): convert it to files first (wav-copy)")
             else:
-                path = str(Path(value).resolve())
+                path = str((root / value if root else Path(value)).resolve())
             recordings[rec] = (path, audio.duration(path))
         except audio.AudioError as e:
             problems.append(f"{where}: {rec}: {e.problem if e.path == rec else e}, its utterances left out")
