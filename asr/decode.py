@@ -36,12 +36,16 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocabulary) ->
     best, ids = log_probs.max(dim=-1)
     hyps = []
     for b, n in enumerate(lengths.tolist()):
-        frames = ids[b, :n]
-        keep = torch.ones_like(frames, dtype=torch.bool)
-        keep[1:] = frames[1:] != frames[:-1]
-        tokens = [t for t in frames[keep].tolist() if t != vocab.blank]
+        tokens = collapse(ids[b, :n], vocab.blank)
         hyps.append(Hypothesis(vocab.decode(tokens), tokens, float(best[b, :n].sum())))
     return hyps
+
+
+def collapse(frames: torch.Tensor, blank: int) -> list[int]:
+    """A path of one unit id per frame (T,), as CTC reads it: repeats collapsed, blanks removed."""
+    keep = torch.ones_like(frames, dtype=torch.bool)
+    keep[1:] = frames[1:] != frames[:-1]
+    return [t for t in frames[keep].tolist() if t != blank]
 
 
 @dataclass

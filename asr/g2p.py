@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from asr.decode import collapse
 from asr.model import BiLSTMCTC, ModelConfig
 
 LETTERS = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -64,8 +65,7 @@ class G2P:
             log_probs, out_lengths = self.model(x, lengths)
             ids = log_probs.argmax(-1)
             for w, row, n in zip(batch, ids, out_lengths.tolist()):
-                frames = row[:n].tolist()
-                phones = [self.phones[i] for k, i in enumerate(frames) if i != 0 and (k == 0 or frames[k - 1] != i)]
+                phones = [self.phones[i] for i in collapse(row[:n], blank=0)]
                 if phones:
                     result[w] = phones
         return result

@@ -214,6 +214,7 @@ class _Trainer:
 
         self.skipped_bad = 0
         self.added: dict[str, list[str]] = {}  # words given pronunciations by G2P
+        self.g2p: G2P | None = None
         train_utts = self._spellable(cfg.train_manifest, self._manifest(cfg.train_manifest))
         self.utts = [u for u in train_utts if fits_ctc(u, self.vocab, config)]
         if len(self.utts) < len(train_utts) and ddp.main:
@@ -663,11 +664,12 @@ class _Trainer:
         """With a lexicon, the utterances whose every word it spells; the others are reported.
         Words it lacks are first given pronunciations by the packaged G2P (asr/g2p.py): they join
         the lexicon, the model file carries them, and OUT/added_words.txt lists them."""
-        self._add_pronunciations(path, utts)
+        lacking = [self.vocab.unspellable(u.text) for u in utts]
+        self._add_pronunciations(path, sorted({w for words in lacking for w in words}))
         missing = Counter()
         kept = []
-        for u in utts:
-            words = self.vocab.unspellable(u.text)
+        for u, words in zip(utts, lacking):
+            words = [w for w in words if w not in self.vocab.pronunciations]
             missing.update(words)
             if not words:
                 kept.append(u)
@@ -679,14 +681,13 @@ class _Trainer:
             raise TrainError(f"{path}: the lexicon {self.cfg.lexicon} spells none of its utterances")
         return kept
 
-    def _add_pronunciations(self, path: str, utts: list[Utterance]) -> None:
-        if not self.vocab.pronunciations:
-            return
-        lacking = sorted({w for u in utts for w in self.vocab.unspellable(u.text)})
+    def _add_pronunciations(self, path: str, lacking: list[str]) -> None:
         if not lacking:
             return
         try:
-            guessed = G2P.load()(lacking)
+            if self.g2p is None:  # loaded once, for the training and the dev manifest
+                self.g2p = G2P.load()
+            guessed = self.g2p(lacking)
         except G2PError as e:
             log.warning("no pronunciations for %d words the lexicon lacks: %s", len(lacking), e)
             return
