@@ -335,7 +335,11 @@ class _Trainer:
                         if epochs <= p.epoch:
                             self.log.info(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
                             break
-                        if not cfg.max_steps and epochs != (p.epochs or cfg.epochs):
+                        # Not from the first epoch alone: it also filled the audio cache (and, on a
+                        # fine-tuning run, took 13 times as long as the next), so a schedule fitted to
+                        # it would end long before the budget does; from the second epoch on, the
+                        # schedule follows the measured speed, longer or shorter.
+                        if not cfg.max_steps and len(epoch_ends) > 2 and epochs != (p.epochs or cfg.epochs):
                             self._fit_schedule(epochs)
                             self.log.info(f"the {cfg.max_minutes:g}-minute budget holds {epochs} epochs at this "
                                           f"speed: the learning-rate schedule now ends with epoch {epochs}")
@@ -357,7 +361,7 @@ class _Trainer:
     def _epochs_in_budget(self, ends: list[float]) -> int:
         """The epochs (in all, at most train.epochs) that end inside train.max_minutes of this
         process, at its speed so far: its first epoch also filled the audio cache, so it counts
-        only while it is the only one."""
+        only while it is the only one (and then only to stop, not to refit the schedule)."""
         durations = [b - a for a, b in zip(ends, ends[1:])]
         per_epoch = sum(durations[1:] or durations) / len(durations[1:] or durations)
         left = self.cfg.max_minutes * 60 - (ends[-1] - ends[0])

@@ -76,6 +76,32 @@ def test_a_time_budget_ends_the_learning_rate_schedule_with_the_last_epoch_it_ho
     assert train(config, tmp_path / "exp", resume=True).steps == 4 * steps
 
 
+def test_a_slow_first_epoch_does_not_cut_the_schedule_short(tmp_path, tone_manifest, tiny_config, monkeypatch,
+                                                              caplog):
+    # The first epoch also fills the audio cache: a schedule fitted to its speed alone would end
+    # at epoch 2 here, where the budget holds 4 at the speed of the epochs after it.
+    from types import SimpleNamespace
+
+    from asr import train as train_module
+
+    config = tiny_config
+    config.train.train_manifest = str(tone_manifest)
+    config.train.batch_seconds = 3.0
+    config.train.epochs = 1
+    steps = train(config, tmp_path / "count").steps
+    clock = [0.0]  # a step of the first epoch takes 20 s, later ones 10 s
+    step = train_module._Trainer._step
+    monkeypatch.setattr(train_module._Trainer, "_step", lambda self, *a: (
+        step(self, *a), clock.__setitem__(0, clock[0] + (20 if self.progress.epoch == 0 else 10))))
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    config.train.epochs, config.train.max_minutes = 10, 5.5 * steps * 10 / 60  # 2 + 3 fast epochs' time
+    with caplog.at_level("INFO", logger="asr"):
+        result = train(config, tmp_path / "exp")
+    assert len(result.history) == 4
+    assert "the learning-rate schedule now ends with epoch 4" in caplog.text
+    assert "ends with epoch 2" not in caplog.text
+
+
 def test_resume_continues_from_the_last_epoch(tmp_path, tone_manifest, tiny_config):
     config = tiny_config
     config.train.train_manifest = str(tone_manifest)
