@@ -24,7 +24,7 @@ from asr.config import Config, ConfigError, from_dict, to_dict
 from asr.decode import BeamConfig, BeamDecoder, arpa_unigrams
 from asr.features import LogMel
 from asr.model import BiLSTMCTC
-from asr.text import Vocabulary, read_lexicon
+from asr.text import Pronunciations, Vocabulary, read_lexicon
 
 FORMAT = "asr-checkpoint-1"
 REQUIRED = ("format", "model", "config", "vocab", "stats")
@@ -184,11 +184,15 @@ def with_hop(recognizer: Recognizer, hop_ms: float | None) -> Recognizer:
 
 
 def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike | None = None,
-           decoding: BeamConfig | None = None, hop_ms: float | None = None) -> int:
+           decoding: BeamConfig | None = None, hop_ms: float | None = None,
+           words: Pronunciations | None = None) -> int:
     """A model file for users from a training checkpoint: the weights in fp16 (half the size;
     they load back into fp32), config, vocabulary and statistics, no training state; with `lm`,
     a copy of the LM beside it (OUT-stem.lm + the LM's format suffix: .arpa.gz for lm4.v2.arpa.gz)
     and `decoding` as its default settings. Returns the model file's size in bytes.
+
+    `words` (word -> pronunciations) join a phone model's lexicon: the words of an LM's domain text
+    that it lacked (`asr export --lm-text`).
 
     `hop_ms`: the frame step its front-end uses from now on, instead of the one it trained with.
     A shorter step reads speech as slower than it is, so that each phone of a fast talker gets
@@ -205,6 +209,8 @@ def export(src: str | os.PathLike, out: str | os.PathLike, lm: str | os.PathLike
         lm = Path(lm)
         settings = dataclasses.replace(decoding or BeamConfig(), lm=str(lm), lexicon="", workers=1)
         vocab = vocabulary(payload, src)
+        if words and vocab.pronunciations:
+            vocab = Vocabulary(vocab.units, {**vocab.pronunciations, **words})
         BeamDecoder(vocab, settings)  # an LM that every transcription would refuse is refused now (DecodeError)
         if vocab.pronunciations:  # the LM's likeliest words first: what a search without it says of homophones
             exported["lexicon"] = vocab.lexicon_text(arpa_unigrams(lm))

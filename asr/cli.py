@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 # Errors a user can cause; each carries a one-line message naming the file and the problem.
@@ -28,6 +29,7 @@ from asr.prepare.download import DownloadError
 from asr.train import TrainError
 
 DEVICES = ["auto", "cpu", "cuda"]
+LM_TEXT_WEIGHT = 0.2  # asr export --lm-text: the domain's share (recipes/finetune/RESULTS.md)
 
 
 class UsageError(Exception):
@@ -185,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-tokens", type=int, metavar="N", help="with --lm: default 0 (every unit)")
     p.add_argument("--hop-ms", type=float, metavar="MS", help="the frame step its front-end uses from now on "
                    "(default: the one it trained with; `asr tune-lm --hops-ms` chooses one)")
+    p.add_argument("--decoding-from", metavar="MODEL", help="another model file's LM, weights, beam and frame step "
+                   "('default': the packaged model's), e.g. the one a fine-tuning run started from; options given "
+                   "here override them")
+    p.add_argument("--lm-text", nargs="+", metavar="TEXT", help="your domain's text (a sentence a line): a 4-gram "
+                   "of it is mixed into the LM, and its words the lexicon lacks get the G2P's pronunciations")
+    p.add_argument("--lm-text-weight", type=float, default=LM_TEXT_WEIGHT, metavar="W",
+                   help=f"the domain text's share of the mixture (default {LM_TEXT_WEIGHT:g})")
     p.add_argument("--format", choices=["pt", "onnx"], help="default: onnx for OUT.onnx, else pt. onnx: the acoustic "
                    "model for onnxruntime (features stay in Python: asr.checkpoint.OnnxRecognizer)")
     p.set_defaults(run=_export)
@@ -221,6 +230,10 @@ def _decoding_options(p, tuning: bool = False) -> None:
         g.add_argument("--lm-weight", type=float, help="default 1, or the model's own")
         g.add_argument("--word-score", type=float, help="default 0, or the model's own")
         g.add_argument("--greedy", action="store_true", help="no beam search, even where the model has an LM (a phone model: its lexicon searched, no LM)")
+        g.add_argument("--words", metavar="FILE", help="your words, one a line ('WORD', or 'WORD PH PH ...' as in "
+                       "CMUdict; the G2P pronounces the rest), made decodable: they join the lexicon and the LM")
+        g.add_argument("--word-boost", type=float, metavar="B", help="--words the LM lacks join it B log10 units "
+                       "above its median word (default 1)")
 
 
 def _decoder(args, recognizer):
@@ -246,7 +259,8 @@ def _model(args):
         return load_model(args.model, args.device, lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight,
                           word_score=args.word_score, beam=args.beam, beam_threshold=args.beam_threshold,
                           beam_tokens=args.beam_tokens, greedy=args.greedy,
-                          decode_workers=args.decode_workers, hop_ms=_hop(args.hop_ms))
+                          decode_workers=args.decode_workers, hop_ms=_hop(args.hop_ms), words=args.words,
+                          word_boost=args.word_boost)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
 
@@ -532,8 +546,21 @@ def _export(args) -> int:
     settings = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_score", args.word_score),
                                   ("beam_size", args.beam), ("beam_threshold", args.beam_threshold),
                                   ("beam_size_token", args.beam_tokens)) if v is not None}
+    if args.decoding_from:
+        if args.lm:
+            raise UsageError("--decoding-from brings its model's LM: give it or --lm, not both")
+        source = checkpoint.load_recognizer(None if args.decoding_from == "default" else args.decoding_from)
+        if source.decoding is None or not source.decoding.lm:
+            raise UsageError(f"--decoding-from {args.decoding_from}: that model has no LM of its own")
+        args.lm = source.decoding.lm
+        settings = {**{k: getattr(source.decoding, k) for k in ("lm_weight", "word_score", "beam_size",
+                                                                  "beam_threshold", "beam_size_token")}, **settings}
+        if args.hop_ms is None:
+            args.hop_ms = source.config.features.hop_ms
     if settings and not args.lm:  # they are the exported LM's settings: without one, nothing keeps them
         raise UsageError("--lm-weight, --word-score and the --beam options are settings for the model's LM: give --lm")
+    if args.lm_text and not args.lm:
+        raise UsageError("--lm-text is mixed into the model's LM: give --lm or --decoding-from")
     if (args.format or ("onnx" if args.out.endswith(".onnx") else "pt")) == "onnx":
         if args.lm:
             raise UsageError("an ONNX export holds the acoustic model only; decode its output with --lm in Python")
@@ -549,13 +576,43 @@ def _export(args) -> int:
         decoding = BeamConfig(**settings)
     except ValueError as e:
         raise UsageError(f"decoding options: {e}") from None
-    size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None, _hop(args.hop_ms))
+    with tempfile.TemporaryDirectory(prefix="asr-export-") as tmp:
+        words = None
+        if args.lm_text:
+            args.lm, words = _domain_lm(args, Path(tmp))
+        size = checkpoint.export(args.checkpoint, args.out, args.lm, decoding if args.lm else None, _hop(args.hop_ms),
+                                 words)
     lm = (f", with {args.lm} (--lm-weight {decoding.lm_weight:g} --word-score {decoding.word_score:g} --beam "
           f"{decoding.beam_size} --beam-tokens {decoding.beam_size_token} --beam-threshold {decoding.beam_threshold:g})"
           if args.lm else "")
     hop = f"; frame step {args.hop_ms:g} ms" if args.hop_ms is not None else ""
     print(f"{args.out}: {size / 1e6:.1f} MB{lm}{hop}")
     return 0
+
+
+def _domain_lm(args, tmp: Path):
+    """The LM mixed with an n-gram of --lm-text, written to `tmp`, and the G2P's pronunciations
+    of its text's words that the model's lexicon lacks (None for a letter model)."""
+    import time
+
+    from asr import checkpoint, lm
+    from asr.transcribe import read_words
+
+    start = time.monotonic()
+    mixed = lm.adapt(lm.read_arpa(args.lm), args.lm_text, args.lm_text_weight)
+    out = tmp / "domain.arpa.gz"
+    mixed.write_arpa(out)
+    vocab = checkpoint.load_recognizer(args.checkpoint).vocab
+    words = None
+    if vocab.pronunciations:
+        new = sorted({w for s in lm.read_sentences(args.lm_text) for w in s} - vocab.pronunciations.keys())
+        words, problems = read_words(vocab, new, "--lm-text")
+        for problem in problems:
+            print(f"asr: {problem}: not in the lexicon", file=sys.stderr)
+    print(f"{Path(args.lm).name} mixed with {', '.join(args.lm_text)} (weight {args.lm_text_weight:g}): "
+          f"{', '.join(f'{len(p):,} {n + 1}-grams' for n, p in enumerate(mixed.probs))}; "
+          f"{len(words or {})} words pronounced by the G2P; {time.monotonic() - start:.0f} s")
+    return str(out), words
 
 
 def _hop(hop_ms: float | None) -> float | None:

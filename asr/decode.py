@@ -19,10 +19,14 @@ import torch
 
 from asr.audio import quiet_stderr
 from asr.lm import BOS, EOS, UNK, is_gzip, write_lexicon
-from asr.text import WORD_BOUNDARY, Vocabulary
+from asr.text import WORD_BOUNDARY, Pronunciations, Vocabulary
 
 
 _TRANSCRIPT_WORD = re.compile(r"[A-Z']+")  # what normalisation leaves of a word
+
+# A user's word (`words=`) that the LM lacks joins it as a unigram this many log10 units above the
+# LM's median word; tools/bench_words.py measured it (docs/words.md).
+WORD_BOOST = 1.0
 
 
 class Hypothesis(NamedTuple):
@@ -95,18 +99,40 @@ class DecodeError(Exception):
 class BeamDecoder:
     """Decodes (B, T, V) CTC log-probabilities into `Hypothesis` lists, with the LM loaded once;
     `with_weights` and `with_config` make one with other LM weights or beam settings on the same
-    loaded LM (for tuning)."""
+    loaded LM (for tuning).
 
-    def __init__(self, vocab: Vocabulary, config: BeamConfig):
+    `words` (word -> its spellings: phones for a phone model, its letters for a letter model)
+    join the lexicon, ahead of its own words of the same sound; those the LM lacks join it as
+    unigrams `word_boost` log10 units above its median word, in the copy the decoder reads (the
+    LM file is not rebuilt)."""
+
+    def __init__(self, vocab: Vocabulary, config: BeamConfig, words: Pronunciations | None = None,
+                 word_boost: float = WORD_BOOST):
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict
 
         self.vocab, self.config = vocab, config
+        self.added = dict(words or {})
+        if self.added:
+            if config.lexicon:
+                raise DecodeError(f"{config.lexicon}: words cannot be added to a lexicon file: add them to it")
+            if not vocab.pronunciations and not config.lm:
+                raise DecodeError("a letter model with no LM spells any word already: words need an LM")
+            unusable = next((w for w, ps in self.added.items() for p in ps if not p or vocab.foreign(p)), None)
+            if unusable:
+                raise DecodeError(f"{unusable}: not spelt with the model's units")
+            if vocab.pronunciations:  # the user's spellings first, then the lexicon's own
+                merged = {w: list(ps) for w, ps in vocab.pronunciations.items()}
+                for w, ps in self.added.items():
+                    merged[w] = ps + [p for p in merged.get(w, []) if p not in ps]
+                vocab = copy.copy(vocab)
+                vocab.pronunciations = merged
         self._tmp = tempfile.TemporaryDirectory(prefix="asr-decode-")
         self.lexicon = None
         self.lm = None
         self.words = None  # the word list file behind the LM's word ids, shared with ctc_decoder
-        self.spellings: dict[str, list[str]] = {}  # lexicon words not spelt as written, for word times
+        # lexicon words not spelt as written, for word times (the user's, for a phone model)
+        self.spellings: dict[str, list[str]] = {w: ps[0] for w, ps in self.added.items()} if vocab.pronunciations else {}
         if not config.lm and vocab.pronunciations:
             # A phone model's words come out of its lexicon only. With no LM to tell homophones
             # apart (K, KAY, CAY), each sound says the lexicon's first word (tools/lexicon.py and
@@ -114,14 +140,26 @@ class BeamDecoder:
             # no transcript's words.
             self.lexicon = str(Path(self._tmp.name) / "lexicon.txt")
             words = [w for w in vocab.pronunciations if _TRANSCRIPT_WORD.fullmatch(w)]
+            words = [*self.added, *(w for w in words if w not in self.added)]
             _write_pronunciations(vocab.pronunciations, words, self.lexicon, per_sound=1)
         if config.lm:
             lm_path = _plain_lm(config.lm, Path(self._tmp.name))
+            unigrams = None
+            if self.added:
+                unigrams = arpa_unigrams(lm_path)
+                if all(w in vocab.index for w in unigrams):
+                    raise DecodeError(f"{config.lm}: a character LM spells any word already: words need a word LM")
+                median = sorted(unigrams.values())[len(unigrams) // 2]
+                new = {w: min(0.0, median + word_boost) for w in self.added if w not in unigrams}  # p <= 1
+                if new:
+                    lm_path = _plain_lm(config.lm, Path(self._tmp.name), new)
+                    unigrams = {**new, **unigrams}
             if config.lexicon:
                 self.lexicon = config.lexicon
             elif vocab.pronunciations:  # the LM's words that the model's lexicon pronounces
-                unigrams = arpa_unigrams(lm_path)
-                spoken = sorted((w for w in unigrams if w in vocab.pronunciations), key=lambda w: -unigrams[w])
+                unigrams = unigrams or arpa_unigrams(lm_path)
+                spoken = sorted((w for w in unigrams if w in vocab.pronunciations),
+                                key=lambda w: (w not in self.added, -unigrams[w]))
                 if not spoken:
                     raise DecodeError(f"{config.lm}: the model's lexicon pronounces no word of the LM "
                                       f"(its words look like {', '.join(list(unigrams)[:3])})")
@@ -130,7 +168,7 @@ class BeamDecoder:
                 self.words = str(Path(self._tmp.name) / "words.txt")
                 _write_words(spoken, self.words)
             else:
-                words = arpa_words(lm_path)
+                words = list(unigrams or arpa_unigrams(lm_path))
                 if all(w in vocab.index for w in words):  # letters: a character LM
                     self.lexicon = None
                 else:
@@ -366,18 +404,27 @@ def arpa_unigrams(path: str | os.PathLike) -> dict[str, float]:
     return words
 
 
-def _plain_lm(path: str, tmp: Path) -> Path:
-    """KenLM reads ARPA and its binary format, not gzip: gzip (whatever its name) is unpacked to `tmp` first."""
+def _plain_lm(path: str, tmp: Path, unigrams: dict[str, float] | None = None) -> Path:
+    """KenLM reads ARPA and its binary format, not gzip: gzip (whatever its name) is unpacked to
+    `tmp` first. With `unigrams` (word -> log10 probability), an ARPA copy with those words added
+    to its unigrams (and its count), the rest of it copied as it is."""
     p = Path(path)
     if not p.is_file():
         raise DecodeError(f"{path}: {'is a directory, not an LM file' if p.is_dir() else 'no such LM file'}")
-    if not is_gzip(p):  # ARPA or KenLM binary, as it is
+    if not is_gzip(p) and not unigrams:  # ARPA or KenLM binary, as it is
         return p
-    out = tmp / (p.stem if p.suffix == ".gz" else p.name)
+    out = tmp / ("words.arpa" if unigrams else p.stem if p.suffix == ".gz" else p.name)
     try:
-        with gzip.open(p, "rb") as src, open(out, "wb") as dst:
+        with (gzip.open if is_gzip(p) else open)(p, "rb") as src, open(out, "wb") as dst:
+            for line in iter(src.readline, b"") if unigrams else ():  # the header, up to the unigrams
+                if line.startswith(b"ngram 1="):
+                    line = b"ngram 1=%d\n" % (int(line.split(b"=")[1]) + len(unigrams))
+                dst.write(line)
+                if line.strip() == b"\\1-grams:":
+                    dst.write("".join(f"{p:.6f}\t{w}\n" for w, p in unigrams.items()).encode())
+                    break
             shutil.copyfileobj(src, dst, 1 << 20)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, ValueError) as e:
         raise DecodeError(f"{path}: cannot unpack ({e})") from None
     return out
 

@@ -226,6 +226,18 @@ def mix(models: list[NgramModel], weights: list[float]) -> NgramModel:
     return mixed
 
 
+def adapt(general: NgramModel, texts: Iterable[str | os.PathLike], weight: float, order: int = 4,
+          threshold: float = 0.0) -> NgramModel:
+    """`general` made to favour a domain: mixed with an `order`-gram of the domain's `texts`
+    (`weight` its share), then pruned at `threshold` if one is given. (An LM pruned already, as the
+    packaged one, is best not pruned again: at 1e-8 it lost half its bigrams, and decoded a dev
+    set a point worse.)"""
+    if not 0 < weight < 1:
+        raise LMError(f"the domain text's weight must lie between 0 and 1, not {weight:g}")
+    mixed = mix([general, build(read_sentences(texts), order)], [1 - weight, weight])
+    return prune_entropy(mixed, threshold) if threshold else mixed
+
+
 def in_units(model: NgramModel) -> tuple[NgramModel, int]:
     """The model in the acoustic model's words: upper case, and only words made of its units
     (letters and the apostrophe); n-grams with any other word ("x-ray", "a.", "1990") are dropped,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
+import re
 import time
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -17,7 +19,9 @@ from asr.data import Utterance, load_audio, read_manifest
 from asr.decode import BeamConfig, BeamDecoder, DecodeError, Hypothesis, Word, align_words, greedy
 from asr.features import active_floor, frame_energy
 from asr.score import Score, alignment, score, total
-from asr.text import WORD_BOUNDARY, Vocabulary, normalize
+from asr.text import WORD_BOUNDARY, Pronunciations, Vocabulary, normalize
+
+log = logging.getLogger("asr")
 
 # Long recordings: windows of this many seconds, with this much more audio on each side.
 WINDOW_SECONDS = 30.0
@@ -348,31 +352,92 @@ def cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def read_words(vocab: Vocabulary, lines: Iterable[str], source: str = "words") -> tuple[Pronunciations, list[str]]:
+    """A word list's entries, one a line: 'WORD', or 'WORD PH PH ...' in CMUdict's form ('word(2)'
+    and stress digits are read too; '#' opens a comment) -> each usable word's spellings for
+    `BeamDecoder(words=)`, and one line for each entry that cannot be used, naming `source` and
+    the line: the rest go on. A phone model's word with no pronunciation given keeps its
+    lexicon's, or gets the G2P's; a letter model spells words as written."""
+    from asr.g2p import G2P, G2PError
+
+    words: Pronunciations = {}
+    problems: list[str] = []
+    guess: list[tuple[str, str]] = []  # (where, word): pronounced by the G2P, all at once
+    for n, line in enumerate(lines, 1):
+        raw, *phones = line.split("#", 1)[0].split() or [""]
+        if not raw:
+            continue
+        where = f"{source}: line {n}: {raw[:40]!r}"
+        word = normalize(re.sub(r"\(\d+\)$", "", raw))
+        if not word or " " in word:
+            problems.append(f"{where} is not one word the model can spell ({word!r} once normalised)")
+        elif not vocab.pronunciations:
+            unknown = vocab.foreign(word)
+            if unknown:
+                problems.append(f"{where} has {unknown[0]!r}, which the model cannot spell")
+            elif phones:
+                problems.append(f"{where}: a letter model spells words as written, not by a pronunciation")
+            else:
+                words[word] = [list(word)]
+        elif phones:
+            phones = [re.sub(r"[0-2]$", "", p.upper()) for p in phones]  # CMUdict's stress marks
+            unknown = vocab.foreign(phones)
+            if unknown:
+                problems.append(f"{where}: {unknown[0][:20]!r} is not one of the model's phones")
+            elif phones not in words.setdefault(word, []):
+                words[word].append(phones)
+        elif word in vocab.pronunciations:
+            words.setdefault(word, list(vocab.pronunciations[word]))
+        else:
+            guess.append((where, word))
+    if guess:
+        try:
+            said = G2P.load()([w for _, w in guess])
+        except G2PError as e:
+            said, reason = {}, str(e)
+        else:
+            reason = "the G2P gave it none"
+        for where, w in guess:
+            if said.get(w) and not vocab.foreign(said[w]):
+                words.setdefault(w, [said[w]])
+            else:
+                problems.append(f"{where}: no pronunciation ({reason}): give one")
+    return words, problems
+
+
 def decoder_for(recognizer: Recognizer, *, lm: str | None = None, lexicon: str | None = None,
                 lm_weight: float | None = None, word_score: float | None = None, beam: int | None = None,
                 beam_threshold: float | None = None, beam_tokens: int | None = None, greedy: bool = False,
-                workers: int = 1) -> BeamDecoder | None:
+                workers: int = 1, words: Pronunciations | None = None,
+                word_boost: float | None = None) -> BeamDecoder | None:
     """The beam decoder these options ask for; else a model's own LM settings (`asr export
     --lm`) unless `greedy`; else None, greedy decoding (a phone model: its lexicon searched, no
-    LM, for its words come from there only). ValueError for impossible options, and
-    for options that would be ignored."""
+    LM, for its words come from there only). `words` (`read_words`) join the lexicon and the LM.
+    ValueError for impossible options, and for options that would be ignored."""
     chosen = {"lm_weight": lm_weight, "word_score": word_score, "beam_size": beam, "beam_threshold": beam_threshold,
               "beam_size_token": beam_tokens, "lm": lm, "lexicon": lexicon}
     chosen = {k: v for k, v in chosen.items() if v is not None}
     BeamConfig(workers=workers, **chosen)  # bad numbers refused now, even where no beam search follows
-    if greedy and chosen:
-        raise ValueError("greedy decoding cannot go with an LM, a lexicon, a beam or their settings: "
+    if greedy and (chosen or words):
+        raise ValueError("greedy decoding cannot go with an LM, a lexicon, a beam, words or their settings: "
                          "ask for one or the other")
+    if word_boost is not None and not words:
+        raise ValueError("a word boost needs words to boost: give them")
+    if word_boost is not None and not math.isfinite(word_boost):
+        raise ValueError("the word boost must be a finite number")
+    boost = {} if word_boost is None else {"word_boost": word_boost}
     stored = None if lm or greedy else recognizer.decoding
     if not beam and not lm and stored is None:
         if chosen:
             raise ValueError("a lexicon, an LM weight, a word score or beam pruning needs beam search: "
                              "give an LM or a beam")
+        if words:  # a phone model's lexicon search, with them (DecodeError for a letter model)
+            return BeamDecoder(recognizer.vocab, BeamConfig(workers=workers), words, **boost)
         return _words(recognizer, None, workers)
     config = dataclasses.replace(stored or BeamConfig(), workers=workers, **chosen)
     if not config.lm and (lexicon or lm_weight is not None):
         raise ValueError("a lexicon or an LM weight needs an LM: give one")
-    return BeamDecoder(recognizer.vocab, config)
+    return BeamDecoder(recognizer.vocab, config, words, **boost)
 
 
 class Model:
@@ -389,6 +454,7 @@ class Model:
 
     def __init__(self, recognizer: Recognizer, decoder: BeamDecoder | None = None):
         self.recognizer, self.decoder = recognizer, decoder
+        self.skipped_words: list[str] = []  # load_model's words= entries it could not use, one line each
 
     def transcribe(self, audio_in, sample_rate: int | None = None, *, timestamps: bool = True,
                    batch_size: int | None = None) -> Transcript | list[Transcript]:
@@ -428,18 +494,38 @@ class Model:
 def load_model(model: str | os.PathLike | None = None, device: str = "auto", *, lm: str | None = None,
                lexicon: str | None = None, lm_weight: float | None = None, word_score: float | None = None,
                beam: int | None = None, beam_threshold: float | None = None, beam_tokens: int | None = None,
-               greedy: bool = False, decode_workers: int | None = None, hop_ms: float | None = None) -> Model:
+               greedy: bool = False, decode_workers: int | None = None, hop_ms: float | None = None,
+               words: Iterable[str] | str | os.PathLike | None = None, word_boost: float | None = None) -> Model:
     """A Model from a model file (`asr export` or a training checkpoint); None: the default model
     inside the package. Decoding is the model's own (an exported LM) unless the options say
     otherwise: `lm=` an n-gram LM (ARPA, .gz too) with `lm_weight`, `word_score`, `beam`;
     `beam` alone, a beam search without LM; `greedy=True`, no beam search. `hop_ms`: the
-    front-end's frame step instead of the model's own."""
+    front-end's frame step instead of the model's own. `words`: your words ('WORD' or 'WORD PH
+    PH ...'), a list or a file of one a line, made decodable (`read_words`; each one that cannot
+    be is a warning, in `Model.skipped_words` too), those the LM lacks boosted by `word_boost`."""
     recognizer = load_recognizer(model, resolve_device(device), hop_ms)
     workers = cpus() if decode_workers is None else decode_workers
+    added, skipped = None, []
+    if words is not None:
+        if isinstance(words, (str, os.PathLike)):
+            try:
+                with open(words, encoding="utf-8") as f:
+                    added, skipped = read_words(recognizer.vocab, f, str(words))
+            except (OSError, UnicodeDecodeError) as e:
+                raise DecodeError(f"{words}: not a readable word list ({e})") from None
+        else:
+            added, skipped = read_words(recognizer.vocab, words)
+        for problem in skipped:
+            log.warning("%s", problem)
+        if not added:
+            raise DecodeError(f"{words if isinstance(words, (str, os.PathLike)) else 'words'}: none of its words "
+                              "can be used (see above)" if skipped else "words: the list is empty")
     decoder = decoder_for(recognizer, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
                           beam=beam, beam_threshold=beam_threshold, beam_tokens=beam_tokens, greedy=greedy,
-                          workers=workers)
-    return Model(recognizer, decoder)
+                          workers=workers, words=added, word_boost=word_boost)
+    result = Model(recognizer, decoder)
+    result.skipped_words = skipped
+    return result
 
 
 class TunePoint(NamedTuple):

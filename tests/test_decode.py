@@ -269,3 +269,47 @@ def test_a_beam_stuck_inside_a_word_searches_again_wider():
     assert hyp.text == "AT" and hyp.score > -20 and decoder.searched_again == 1
     assert decoder(soft(vocab, [{"AE": 0.9}, {"T": 0.9}, {}]), torch.tensor([3]))[0].text == "AT"
     assert decoder.searched_again == 1  # a beam of one that is not stuck: searched once
+
+
+# -- your words: joined to the lexicon and the LM at decoding ------------------------------------------
+
+
+def test_words_join_a_phone_models_lexicon_and_its_lm(tmp_path):
+    vocab = Vocabulary(pronunciations=read_lexicon("CAT K AE T\nGOD G AO D\nA AH\n", "lex"))
+    lp = frames(vocab, ["K", "_", "AE", "T", "|", "D", "_", "AO", "G"])[None]
+    n = torch.tensor([9])
+    lm = _lm(tmp_path, ["a cat", "a god", "cat god"])
+    assert "DOG" not in BeamDecoder(vocab, BeamConfig(lm=lm))(lp, n)[0].text  # neither knows it
+    decoder = BeamDecoder(vocab, BeamConfig(lm=lm), words={"DOG": [["D", "AO", "G"]]})
+    assert decoder(lp, n)[0].text == "CAT DOG"
+    assert decoder.spellings == {"DOG": ["D", "AO", "G"]}  # its word times follow its phones
+    assert vocab.pronunciations.keys() == {"CAT", "GOD", "A"}  # the model's own lexicon is left alone
+    assert open(lm).read().count("DOG") == 0  # and so is the LM file: the decoder reads a copy
+    # with no LM: the lexicon search alone
+    assert BeamDecoder(vocab, BeamConfig(), words={"DOG": [["D", "AO", "G"]]})(lp, n)[0].text == "CAT DOG"
+
+
+def test_the_word_boost_sets_how_likely_an_added_word_is(tmp_path):
+    vocab = Vocabulary()
+    spec = [{"C": 0.9}, {}, {"A": 0.9}, {}, {"B": 0.55, "T": 0.45}, {}]  # "CA?", leaning to CAB
+    lp, n = soft(vocab, spec), torch.tensor([len(spec)])
+    lm = _lm(tmp_path, ["cat sat", "the cat", "a cat ran", "the dog"], order=2)  # CAT, never CAB
+    assert BeamDecoder(vocab, BeamConfig(lm=lm))(lp, n)[0].text == "CAT"
+    cab = {"CAB": [list("CAB")]}
+    assert BeamDecoder(vocab, BeamConfig(lm=lm), words=cab, word_boost=1.0)(lp, n)[0].text == "CAB"
+    assert BeamDecoder(vocab, BeamConfig(lm=lm), words=cab, word_boost=-6.0)(lp, n)[0].text == "CAT"
+
+
+def test_words_that_cannot_be_added_are_named(tmp_path):
+    vocab = Vocabulary()
+    with pytest.raises(DecodeError, match="a letter model with no LM spells any word already"):
+        BeamDecoder(vocab, BeamConfig(), words={"CAB": [list("CAB")]})
+    chars = _lm(tmp_path, ["the cat"], units="chars", name="chars.arpa")
+    with pytest.raises(DecodeError, match="a character LM spells any word already"):
+        BeamDecoder(vocab, BeamConfig(lm=chars), words={"CAB": [list("CAB")]})
+    (tmp_path / "lex.txt").write_text("THE T H E |\n")
+    with pytest.raises(DecodeError, match="words cannot be added to a lexicon file"):
+        BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["the"]), lexicon=str(tmp_path / "lex.txt")),
+                    words={"CAB": [list("CAB")]})
+    with pytest.raises(DecodeError, match="CAFÉ: not spelt with the model's units"):
+        BeamDecoder(vocab, BeamConfig(lm=_lm(tmp_path, ["the"])), words={"CAFÉ": [list("CAFÉ")]})

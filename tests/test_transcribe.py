@@ -297,3 +297,48 @@ def test_a_phone_model_builds_its_lexicon_search_once_not_per_call(monkeypatch):
     other = phone_model()  # another model: its own search
     recognize(other, waves)
     assert built == [rec.vocab, other.vocab] and built[1] is not built[0]
+
+
+def test_read_words_pronounces_spells_and_names_each_bad_line():
+    from asr.text import Vocabulary, read_lexicon
+    from asr.transcribe import read_words
+
+    phones = Vocabulary(pronunciations=read_lexicon("CAT K AE T\nGOD G AO D\nLAY L EY\nA AH\n", "lex"))
+    lines = ["# my words", "cat", "dog(2) D AO1 G  # CMUdict's form", "LAYLA", "R2D2", "ZED ZH EH D", "", "日本"]
+    words, problems = read_words(phones, lines, "my.txt")
+    assert words["CAT"] == [["K", "AE", "T"]]  # the lexicon's own
+    assert words["DOG"] == [["D", "AO", "G"]]  # stress marks and (2) read
+    assert words["LAYLA"] and not phones.foreign(words["LAYLA"][0])  # the G2P's
+    assert problems == ["my.txt: line 5: 'R2D2' is not one word the model can spell ('R TWO D TWO' once normalised)",
+                        "my.txt: line 6: 'ZED': 'ZH' is not one of the model's phones",
+                        "my.txt: line 8: '日本' is not one word the model can spell ('' once normalised)"]
+    letters = Vocabulary()
+    words, problems = read_words(letters, ["cab", "bed B EH D"], "my.txt")
+    assert words == {"CAB": [["C", "A", "B"]]}
+    assert problems == ["my.txt: line 2: 'bed': a letter model spells words as written, not by a pronunciation"]
+
+
+def test_your_words_make_a_word_the_lm_lacks_decodable(memorised, tmp_path):
+    from asr.lm import build
+    from asr.transcribe import load_model
+
+    build([["BAD", "CAB"], ["CAB"]], 2).write_arpa(tmp_path / "lm.arpa")  # no ACE, no BED
+    audio = [u.audio_filepath for u in read_manifest(memorised.dev) if u.text == "ACE BED"][0]
+    plain = load_model(memorised.exp / "best.pt", lm=str(tmp_path / "lm.arpa"))
+    assert "ACE" not in plain.transcribe(audio).text.split()
+    yours = load_model(memorised.exp / "best.pt", lm=str(tmp_path / "lm.arpa"), words=["ace", "bed", "b3d"])
+    assert yours.transcribe(audio).text == "ACE BED"
+    assert yours.skipped_words == ["words: line 3: 'b3d' is not one word the model can spell "
+                                   "('B THREE D' once normalised)"]
+    # the command: each bad line is one line on stderr, and the rest are used
+    (tmp_path / "words.txt").write_text("ACE\nBED\n東京\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "asr", "transcribe", audio, "--model", str(memorised.exp / "best.pt"),
+                          "--lm", str(tmp_path / "lm.arpa"), "--words", str(tmp_path / "words.txt")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.split("\t")[1].strip() == "ACE BED"
+    assert f"{tmp_path / 'words.txt'}: line 3: '東京' is not one word" in run.stderr and "Traceback" not in run.stderr
+    (tmp_path / "none.txt").write_text("42\n")
+    run = subprocess.run([sys.executable, "-m", "asr", "transcribe", audio, "--model", str(memorised.exp / "best.pt"),
+                          "--lm", str(tmp_path / "lm.arpa"), "--words", str(tmp_path / "none.txt")],
+                         capture_output=True, text=True)
+    assert run.returncode != 0 and "none of its words can be used" in run.stderr and "Traceback" not in run.stderr
