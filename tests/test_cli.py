@@ -226,7 +226,7 @@ def test_usage_errors_exit_2(trained, tmp_path, capsys):
                   ["--word-score", "1"], ["--beam-threshold", "10"], ["--beam-tokens", "5"]):  # not one ignored
         assert main(["transcribe", str(tmp_path / "x.wav"), *model, "--greedy", *flags]) == 2
         assert capsys.readouterr().err.strip() == ("asr: error: decoding options: greedy decoding cannot go with an LM, "
-                                                   "a lexicon, a beam or their settings: ask for one or the other")
+                                                   "a lexicon, a beam, words or their settings: ask for one or the other")
     # options nothing would use, numbers that mean nothing: refused, even where greedy decoding follows
     for flags, problem in [(["--beam", "5", "--lexicon", "lex.txt"], "a lexicon or an LM weight needs an LM: give one"),
                            (["--beam", "5", "--lm-weight", "2"], "a lexicon or an LM weight needs an LM: give one"),
