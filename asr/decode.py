@@ -143,17 +143,16 @@ class BeamDecoder:
             words = [*self.added, *(w for w in words if w not in self.added)]
             _write_pronunciations(vocab.pronunciations, words, self.lexicon, per_sound=1)
         if config.lm:
-            lm_path = _plain_lm(config.lm, Path(self._tmp.name))
-            unigrams = None
-            if self.added:
-                unigrams = arpa_unigrams(lm_path)
+            unigrams = new = None
+            if self.added and Path(config.lm).is_file():  # (a missing file: _plain_lm says so)
+                # read from the file as given (gzip too), so that it is unpacked once, words and all
+                unigrams = arpa_unigrams(config.lm)
                 if all(w in vocab.index for w in unigrams):
                     raise DecodeError(f"{config.lm}: a character LM spells any word already: words need a word LM")
                 median = sorted(unigrams.values())[len(unigrams) // 2]
                 new = {w: min(0.0, median + word_boost) for w in self.added if w not in unigrams}  # p <= 1
-                if new:
-                    lm_path = _plain_lm(config.lm, Path(self._tmp.name), new)
-                    unigrams = {**new, **unigrams}
+                unigrams = {**new, **unigrams}
+            lm_path = _plain_lm(config.lm, Path(self._tmp.name), new)
             if config.lexicon:
                 self.lexicon = config.lexicon
             elif vocab.pronunciations:  # the LM's words that the model's lexicon pronounces
